@@ -1,0 +1,157 @@
+"""MNIST as tensors on the training device, a validation split, and batched augmentation.
+
+The whole data set is 55 MB as uint8, so it lives on the device, normalized once. Each epoch
+shuffles indices and augments whole batches with one `affine_grid`/`grid_sample` call, instead of
+pushing every image through PIL transforms in a DataLoader.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torchvision.datasets import MNIST
+from torchvision.datasets.mnist import read_image_file, read_label_file
+
+from errors import UserError
+
+MEAN, STD = 0.1307, 0.3081
+VAL_SIZE = 5_000
+# The validation split is the same for every training seed, so validation numbers compare across seeds.
+SPLIT_SEED = 12345
+FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000),
+}
+
+
+def resolve_data_dir(flag: str | None) -> Path:
+    """The data folder: the --data-dir flag, else $MNIST_DATA_DIR, else ./data."""
+    return Path(flag or os.environ.get("MNIST_DATA_DIR") or "data")
+
+
+def _raw_folder(data_dir: Path) -> Path:
+    return data_dir / "MNIST" / "raw"
+
+
+def ensure_downloaded(data_dir: Path, download: bool = True) -> None:
+    """Make sure the four raw files exist, downloading them with torchvision if allowed."""
+    raw = _raw_folder(data_dir)
+    names = [name for images, labels, _ in FILES.values() for name in (images, labels)]
+    if all((raw / name).is_file() for name in names):
+        return
+    hint = (
+        f"MNIST not found in {raw}/; point --data-dir or MNIST_DATA_DIR at a folder "
+        "holding MNIST/raw/ (the four uncompressed files)"
+    )
+    if not download:
+        raise UserError(hint)
+    try:
+        MNIST(str(data_dir), train=True, download=True)
+    except Exception as error:  # no network, a proxy refusing, a read-only folder...
+        raise UserError(f"{hint}, or connect to the internet to download it ({error})") from None
+
+
+def read_split(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read one split's raw files as (uint8 images (N, 28, 28), int64 labels (N,)), checking both."""
+    image_name, label_name, count = FILES[train]
+    raw = _raw_folder(data_dir)
+    tensors = []
+    for name, reader, shape in (
+        (image_name, read_image_file, (count, 28, 28)),
+        (label_name, read_label_file, (count,)),
+    ):
+        path = raw / name
+        try:
+            tensor = reader(str(path))
+        except Exception:
+            tensor = None
+        if tensor is None or tuple(tensor.shape) != shape:
+            raise UserError(
+                f"{path} is damaged (not a {count:,}-item MNIST file); "
+                "delete it to download it again, or restore the original"
+            )
+        tensors.append(tensor)
+    images, labels = tensors
+    if labels.min() < 0 or labels.max() > 9:
+        raise UserError(f"{raw / label_name} is damaged (labels outside 0-9); restore the original")
+    return images, labels.long()
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float (N, 1, 28, 28) with MNIST's mean and std."""
+    return ((images.float() / 255 - MEAN) / STD).unsqueeze(1)
+
+
+@dataclass
+class MnistTensors:
+    """Normalized images `(N, 1, 28, 28)` and labels `(N,)` of each split, on one device."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+def load_mnist(
+    data_dir: Path, device: torch.device, train_limit: int | None = None, download: bool = True
+) -> MnistTensors:
+    """Load MNIST onto `device`: 55,000 training, 5,000 validation and 10,000 test images.
+
+    `train_limit` keeps only the first that many training images (for quick checks).
+    """
+    ensure_downloaded(data_dir, download)
+    images, labels = read_split(data_dir, train=True)
+    test_images, test_labels = read_split(data_dir, train=False)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    val, train = order[:VAL_SIZE], order[VAL_SIZE:]
+    if train_limit is not None:
+        train = train[:train_limit]
+    return MnistTensors(
+        normalize(images[train]).to(device),
+        labels[train].to(device),
+        normalize(images[val]).to(device),
+        labels[val].to(device),
+        normalize(test_images).to(device),
+        test_labels.to(device),
+    )
+
+
+def shuffled_batches(
+    count: int, batch_size: int, generator: torch.Generator
+) -> Iterator[torch.Tensor]:
+    """Index tensors covering a random permutation of `range(count)`; the last may be short."""
+    order = torch.randperm(count, generator=generator, device=generator.device)
+    yield from order.split(batch_size)
+
+
+def augment(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float = 10.0,
+    shift: float = 2.0,
+    scale: float = 0.1,
+) -> torch.Tensor:
+    """Random affine per image, whole batch at once: rotation up to `degrees`, a shift of up to
+    `shift` pixels each way, and scaling by up to `scale` (0.1 = 90% to 110%)."""
+    n, device = len(images), images.device
+
+    def uniform(bound: float) -> torch.Tensor:
+        return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound
+
+    angle = uniform(math.radians(degrees))
+    zoom = 1 + uniform(scale)
+    # affine_grid works in [-1, 1] coordinates, where one pixel is 2/28.
+    dx, dy = uniform(shift * 2 / 28), uniform(shift * 2 / 28)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    # MNIST's border pixels are background, so repeating them fills the exposed corners correctly.
+    return F.grid_sample(images, grid, padding_mode="border", align_corners=False)
+

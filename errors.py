@@ -1,0 +1,23 @@
+"""One kind of error for everything a user can get wrong, and the wrapper that reports it.
+
+Scripts raise `UserError` for bad input (missing data, a damaged file, a wrong checkpoint).
+`run_cli` turns it into a single line on stderr and exit code 2, instead of a traceback.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+def run_cli(main: Callable[[], int | None]) -> None:
+    """Run a script's `main`, reporting `UserError` as one line and exiting with code 2."""
+    try:
+        code = main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = 2
+    sys.exit(code or 0)

@@ -1,0 +1,121 @@
+"""Train the same recipe over several seeds and report the spread.
+
+    python scripts/seeds.py --seeds 0 1 2 3 4                  # default preset
+    python scripts/seeds.py --seeds 0 1 2 3 4 --name tiny -- --model tiny
+    python scripts/seeds.py --seeds 0 1 2 --name lr0.1 --report reports/sweep.json -- --lr 0.1
+
+Everything after `--` goes to train.py unchanged. Each seed trains into runs/NAME/seed-S/; a seed
+whose run already finished with the same flags is read back instead of retrained, so an interrupted
+sweep resumes. `--jobs N` trains N seeds at once, splitting the CPU threads between them.
+The report (JSON plus a markdown table beside it) keeps one entry per NAME.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from checkpoint import write_atomic  # noqa: E402
+from errors import UserError, run_cli  # noqa: E402
+
+TARGET = 99.40
+
+
+def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
+    """Train one seed (unless its finished run is already on disk) and return its figures."""
+    out = args.runs / args.name / f"seed-{seed}"
+    metrics_path = out / "metrics.json"
+    command = [sys.executable, str(ROOT / "train.py"), "--seed", str(seed), "--out-dir", str(out), *args.train_args]
+    if metrics_path.is_file() and json.loads(metrics_path.read_text()).get("command") == command[2:]:
+        print(f"[{args.name}] seed {seed}: already trained, reading {metrics_path}")
+    else:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        log = out.with_suffix(".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[{args.name}] seed {seed}: training, log in {log}", flush=True)
+        with open(log, "w") as file:
+            result = subprocess.run(command, stdout=file, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        if result.returncode != 0:
+            raise UserError(f"seed {seed} failed (exit {result.returncode}); see {log}")
+        metrics = json.loads(metrics_path.read_text())
+        metrics["command"] = command[2:]
+        write_atomic((json.dumps(metrics, indent=2) + "\n").encode(), metrics_path)
+    metrics = json.loads(metrics_path.read_text())
+    meta, history = metrics["meta"], metrics["history"]
+    first = next((h["epoch"] for h in history if h["test_acc"] >= TARGET), None)
+    return dict(
+        seed=seed, val_acc=meta["val_accuracy"], test_acc=meta["test_accuracy"],
+        first_epoch_at_target=first, seconds=round(meta["train_seconds"], 1),
+        params=meta["params"], device=meta["device"],
+    )  # fmt: skip
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean, standard deviation, minimum and maximum of the validation and test accuracies."""
+    result = {}
+    for key in ("val_acc", "test_acc"):
+        values = [run[key] for run in runs]
+        result[key] = dict(
+            mean=statistics.mean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
+            min=min(values), max=max(values),
+        )  # fmt: skip
+    return result
+
+
+def markdown(report: dict) -> str:
+    """One table per entry: a row per seed, then the summary rows."""
+    lines = []
+    for name, entry in report.items():
+        flags = " ".join(entry["train_args"]) or "(defaults)"
+        lines += [
+            f"### {name}: {entry['params']:,} parameters, train.py {flags}", "",
+            f"| seed | val acc | test acc | first epoch test >= {TARGET}% | seconds | device |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]  # fmt: skip
+        for run in entry["runs"]:
+            lines.append(
+                f"| {run['seed']} | {run['val_acc']:.2f}% | {run['test_acc']:.2f}% | "
+                f"{run['first_epoch_at_target'] or 'never'} | {run['seconds']:.0f} | {run['device']} |"
+            )
+        for stat in ("mean", "std", "min", "max"):
+            val, test = entry["summary"]["val_acc"][stat], entry["summary"]["test_acc"][stat]
+            lines.append(f"| **{stat}** | {val:.3f}% | {test:.3f}% | | | |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
+    parser.add_argument("--name", default="default", help="name of this entry in the report (default: default)")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once (default: 1)")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
+    parser.add_argument("--report", type=Path, default=ROOT / "reports" / "seeds.json", help="report file")
+    parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
+    args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        runs = list(pool.map(lambda seed: run_seed(seed, args, threads), args.seeds))
+
+    report = json.loads(args.report.read_text()) if args.report.is_file() else {}
+    report[args.name] = dict(
+        train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs)
+    )
+    write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.report)
+    write_atomic(markdown(report).encode(), args.report.with_suffix(".md"))
+    print(markdown({args.name: report[args.name]}))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,158 @@
+"""The model, the committed checkpoint and train.py, checked against what the README promises.
+
+Data tests read MNIST from $MNIST_DATA_DIR (default data/); without it they fail and say where they looked.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from checkpoint import load_checkpoint, load_model
+from data import load_mnist, resolve_data_dir
+from evaluate import evaluate
+from model import PRESETS, Net, count_parameters, layer_table
+from train import make_optimizer, parse_args
+
+ROOT = Path(__file__).resolve().parent
+MODEL_PATH = ROOT / "models" / "mnist_model.pth"
+METRICS_PATH = ROOT / "models" / "metrics.json"
+TARGET_ACCURACY = 99.40
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    folder = resolve_data_dir(None)
+    if not (folder / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+        pytest.fail(f"MNIST not found in {folder.resolve()}/MNIST/raw; set MNIST_DATA_DIR to the folder holding MNIST/")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    return load_mnist(data_dir, torch.device("cpu"), download=False)
+
+
+def run_train(*flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *flags], capture_output=True, text=True, cwd=ROOT)
+
+
+# The model
+
+
+@pytest.mark.parametrize("preset, budget", [("default", 8_000), ("tiny", 4_000)])
+def test_parameter_count_is_within_budget(preset, budget):
+    params = count_parameters(Net(preset))
+    assert params < 20_000 and params <= budget, f"{preset}: {params:,} parameters"
+
+
+def test_model_has_batchnorm_dropout_gap_and_linear():
+    kinds = {type(module) for module in Net().modules()}
+    assert nn.BatchNorm2d in kinds
+    assert kinds & {nn.Dropout, nn.Dropout2d}
+    assert nn.AdaptiveAvgPool2d in kinds
+    assert nn.Linear in kinds
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_output_is_n_by_10_log_probabilities(preset, batch):
+    output = Net(preset).eval()(torch.randn(batch, 1, 28, 28))
+    assert output.shape == (batch, 10)
+    torch.testing.assert_close(output.exp().sum(1), torch.ones(batch))
+
+
+def test_eval_mode_is_deterministic():
+    model, images = Net().eval(), torch.randn(16, 1, 28, 28)
+    assert torch.equal(model(images), model(images))
+
+
+def test_train_mode_uses_dropout():
+    torch.manual_seed(0)
+    model, images = Net(dropout=0.5).train(), torch.randn(16, 1, 28, 28)
+    assert not torch.equal(model(images), model(images))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_last_convolution_sees_the_whole_digit(preset):
+    convolutions = [row for row in layer_table(Net(preset)) if row["layer"].startswith("Conv")]
+    assert convolutions[-1]["rf"] >= 28
+
+
+def test_layer_table_adds_up_to_the_parameter_count():
+    model = Net()
+    assert sum(row["params"] for row in layer_table(model)) == count_parameters(model)
+
+
+# The training configuration
+
+
+def test_default_recipe_is_at_most_20_epochs_of_sgd_with_one_cycle():
+    args = parse_args([])
+    assert args.epochs <= 20
+    optimizer, scheduler = make_optimizer(Net(), args, steps_per_epoch=10)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+
+
+# The committed model
+
+
+def test_committed_model_loads_safely_and_matches_its_parameter_count():
+    checkpoint = torch.load(MODEL_PATH, map_location="cpu", weights_only=True)
+    model = Net(checkpoint["meta"]["model"])
+    model.load_state_dict(checkpoint["state_dict"])
+    assert checkpoint["meta"]["params"] == count_parameters(model)
+    assert checkpoint["meta"]["model"] == "default", "the committed model is the default preset"
+
+
+def test_committed_model_reaches_target_on_the_full_test_set(mnist):
+    model, meta = load_model(MODEL_PATH)
+    assert len(mnist.test_labels) == 10_000
+    _, accuracy = evaluate(model, mnist.test_images, mnist.test_labels)
+    assert accuracy >= TARGET_ACCURACY, f"measured {accuracy:.2f}%"
+    assert accuracy == pytest.approx(meta["test_accuracy"], abs=0.02), "metadata disagrees with the measurement"
+
+
+def test_committed_metrics_describe_the_committed_model():
+    metrics = json.loads(METRICS_PATH.read_text())
+    meta = load_checkpoint(MODEL_PATH)["meta"]
+    assert metrics["meta"] == meta
+    assert len(metrics["history"]) == meta["epochs"]
+    assert metrics["history"][-1]["test_acc"] == meta["test_accuracy"]
+
+
+# train.py end to end
+
+
+def test_short_training_run_saves_a_loadable_model(tmp_path, data_dir):
+    result = run_train(
+        "--epochs", "2", "--train-limit", "8000", "--batch-size", "128",
+        "--data-dir", str(data_dir), "--out-dir", str(tmp_path), "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    model, meta = load_model(tmp_path / "mnist_model.pth")
+    assert meta["epochs"] == 2 and meta["params"] == count_parameters(model)
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    # Two epochs on 8,000 images are far from converged, but a broken loop stays near 10%.
+    assert meta["test_accuracy"] >= 95.0
+
+
+def test_missing_data_is_one_clear_line(tmp_path):
+    # A proxy that refuses connections stands in for "no network", so the test never downloads.
+    env = {"MNIST_DATA_DIR": str(tmp_path / "nowhere"), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--out-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env},
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "nowhere" in lines[0] and "--data-dir" in lines[0] and "MNIST_DATA_DIR" in lines[0]

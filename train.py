@@ -1,0 +1,273 @@
+"""Train the compact MNIST CNN: SGD + OneCycleLR, data and augmentation on the device.
+
+    python train.py                      # 20 epochs, default preset, saves models/mnist_model.pth
+    python train.py --model tiny --seed 3 --out-dir runs/tiny3
+
+Model choice and hyperparameters are made on a 5,000-image validation split carved from the
+training set; the test set is only reported. The saved model is the final-epoch model.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchsummary import summary
+from tqdm import tqdm
+
+from checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
+from data import augment, load_mnist, resolve_data_dir, shuffled_batches
+from errors import UserError, run_cli
+from evaluate import evaluate
+from model import PRESETS, Net, count_parameters, parse_spec
+
+# Everything that decides what training produces; stored in the checkpoint and restored by --resume.
+RECIPE = (
+    "model", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay",
+    "label_smoothing", "augment", "seed", "train_limit", "deterministic",
+)  # fmt: skip
+
+
+def positive(kind: type):
+    """argparse type: a number of `kind` greater than zero."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0 or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
+
+
+def model_spec(text: str) -> str:
+    """argparse type: a preset name or a layer spec that model.py accepts."""
+    try:
+        parse_spec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--epochs", type=positive(int), default=20, help="training epochs (default: 20)")
+    add("--batch-size", type=positive(int), default=256, help="images per step (default: 256)")
+    add("--lr", type=positive(float), default=0.4, help="peak learning rate of OneCycleLR (default: 0.4)")
+    add("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    add("--weight-decay", type=float, default=5e-4, help="SGD weight decay (default: 5e-4)")
+    add("--label-smoothing", type=float, default=0.1, help="label smoothing (default: 0.1)")
+    add("--dropout", type=float, default=0.05, help="dropout before the linear layer (default: 0.05)")
+    add("--model", type=model_spec, default="default",
+        help=f"preset ({', '.join(f'{k}: {v}' for k, v in PRESETS.items())}) or a layer spec "
+        'such as "8,M,16,M,16" (default: default)')  # fmt: skip
+    add("--no-augment", dest="augment", action="store_false", help="train without random affine augmentation")
+    add("--seed", type=int, default=1, help="random seed (default: 1)")
+    add("--deterministic", action="store_true", help="bit-reproducible runs (same machine and threads)")
+    add("--train-limit", type=positive(int), default=None, help="use only this many training images (quick checks)")
+    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
+        help="auto picks CUDA, then MPS, then CPU (default: auto)")  # fmt: skip
+    add("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
+    add("--out-dir", type=Path, default=Path("models"), help="where the model and metrics go (default: models/)")
+    add("--resume", type=Path, default=None, help="continue an interrupted run from its resume checkpoint")
+    args = parser.parse_args(argv)
+    args.device = pick_device(args.device, parser)
+    return args
+
+
+def pick_device(name: str, parser: argparse.ArgumentParser) -> torch.device:
+    """The requested device, or the best available one for "auto"; a usage error if absent."""
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if name == "auto":
+        name = next((device for device, ok in available.items() if ok), "cpu")
+    elif name != "cpu" and not available[name]:
+        parser.error(f"--device {name} was asked for but is not available here; use --device cpu or auto")
+    return torch.device(name)
+
+
+def machine_name(device: torch.device) -> str:
+    """The GPU's or CPU's model name, for the record of where a run's timings come from."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before training, not after it, if results cannot be saved."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(b"", folder / ".write-test")
+        (folder / ".write-test").unlink()
+    except (OSError, UserError):
+        raise UserError(f"cannot write to {folder}/; choose another folder with --out-dir") from None
+
+
+def make_optimizer(model: torch.nn.Module, args: argparse.Namespace, steps_per_epoch: int):
+    """SGD with Nesterov momentum, driven by a OneCycleLR schedule stepped once per batch."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=args.lr, momentum=args.momentum, nesterov=True, weight_decay=args.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch
+    )
+    return optimizer, scheduler
+
+
+def rng_states(generator: torch.Generator) -> dict:
+    """Every random state that training draws from, so a resumed run continues identically."""
+    states = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    generator.set_state(states["data"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch: int) -> tuple[float, float]:
+    """One pass over the training images; returns mean loss and accuracy (%) on augmented batches."""
+    model.train()
+    count = len(data.train_labels)
+    steps = math.ceil(count / args.batch_size)
+    losses = torch.zeros(steps, device=args.device)
+    correct = torch.zeros((), device=args.device)
+    bar = tqdm(total=steps, desc=f"epoch {epoch}/{args.epochs}", leave=False, disable=None)
+    for step, index in enumerate(shuffled_batches(count, args.batch_size, generator)):
+        images, labels = data.train_images[index], data.train_labels[index]
+        if args.augment:
+            images = augment(images, generator)
+        output = model(images)
+        # cross_entropy re-applies log_softmax, which leaves log-probabilities unchanged.
+        loss = F.cross_entropy(output, labels, label_smoothing=args.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        # Accumulate on the device; reading values back every step would stall a GPU.
+        losses[step] = loss.detach()
+        correct += (output.argmax(1) == labels).sum()
+        if step % 25 == 0 or step == steps - 1:
+            if not math.isfinite(loss.item()):
+                first = int((~torch.isfinite(losses[: step + 1])).nonzero()[0])
+                raise UserError(
+                    f"loss became {losses[first].item()} at epoch {epoch}, step {first + 1}; "
+                    f"try a lower --lr (now {args.lr}). Nothing was saved"
+                )
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
+            bar.update(step + 1 - bar.n)
+    bar.close()
+    return losses.mean().item(), correct.item() / count * 100
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    resume = load_checkpoint(args.resume, ("resume",)) if args.resume else None
+    if resume:
+        vars(args).update(resume["resume"]["recipe"])
+        print(f"resuming {args.resume} at epoch {resume['resume']['epoch'] + 1} of {args.epochs}")
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    check_writable(args.out_dir)
+    started = time.perf_counter()
+    data = load_mnist(resolve_data_dir(args.data_dir), args.device, args.train_limit)
+
+    summary(Net(args.model, args.dropout), (1, 28, 28), device="cpu")
+    torch.manual_seed(args.seed)
+    generator = torch.Generator(args.device).manual_seed(args.seed)
+    model = Net(args.model, args.dropout).to(args.device)
+    params = count_parameters(model)
+    print(f"model {args.model}: {params:,} trainable parameters, training on {args.device}")
+    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=math.ceil(len(data.train_labels) / args.batch_size))
+    history: list[dict] = []
+    start_epoch = 0
+    if resume:
+        load_weights(model, resume["state_dict"], args.resume)
+        optimizer.load_state_dict(resume["resume"]["optimizer"])
+        scheduler.load_state_dict(resume["resume"]["scheduler"])
+        set_rng_states(resume["resume"]["rng"], generator)
+        history, start_epoch = resume["resume"]["history"], resume["resume"]["epoch"]
+
+    def snapshot(epoch: int) -> dict:
+        """Everything needed to continue after `epoch` completed epochs."""
+        state = dict(
+            epoch=epoch, history=copy.deepcopy(history), rng=rng_states(generator),
+            recipe={key: getattr(args, key) for key in RECIPE},
+            optimizer=copy.deepcopy(optimizer.state_dict()), scheduler=scheduler.state_dict(),
+        )  # fmt: skip
+        return {"state_dict": copy.deepcopy(model.state_dict()), "resume": state}
+
+    last_complete = snapshot(start_epoch)
+    try:
+        for epoch in range(start_epoch + 1, args.epochs + 1):
+            epoch_start = time.perf_counter()
+            lr = scheduler.get_last_lr()[0]
+            train_loss, train_acc = train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch)
+            val_loss, val_acc = evaluate(model, data.val_images, data.val_labels)
+            test_loss, test_acc = evaluate(model, data.test_images, data.test_labels)
+            seconds = time.perf_counter() - epoch_start
+            history.append(
+                dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
+                     val_acc=val_acc, test_loss=test_loss, test_acc=test_acc, seconds=seconds)
+            )  # fmt: skip
+            print(
+                f"epoch {epoch:2d}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:6.2f}%  "
+                f"val {val_acc:6.2f}%  test {test_acc:6.2f}%  lr {lr:.4f}  {seconds:5.1f}s",
+                flush=True,
+            )
+            last_complete = snapshot(epoch)
+    except KeyboardInterrupt:
+        path = args.out_dir / "resume.pth"
+        save_atomic(last_complete, path)
+        done = last_complete["resume"]["epoch"]
+        print(f"\ninterrupted; saved {path} after epoch {done}. Continue with: python train.py --resume {path}")
+        return 130
+
+    total_seconds = time.perf_counter() - started
+    final = history[-1]
+    meta = dict(
+        model=args.model, spec=",".join(map(str, parse_spec(args.model))), params=params,
+        epochs=args.epochs, seed=args.seed,
+        hyperparameters={key: getattr(args, key) for key in RECIPE if key not in ("model", "epochs", "seed")},
+        val_accuracy=final["val_acc"], test_accuracy=final["test_acc"],
+        train_seconds=total_seconds, seconds_per_epoch=sum(h["seconds"] for h in history) / len(history),
+        device=str(args.device), machine=machine_name(args.device), threads=torch.get_num_threads(),
+        torch_version=torch.__version__, torchvision_version=torchvision.__version__,
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        resumed=bool(resume),
+    )  # fmt: skip
+    model_path = args.out_dir / "mnist_model.pth"
+    save_atomic({"state_dict": model.state_dict(), "meta": meta}, model_path)
+    metrics = json.dumps({"meta": meta, "history": history}, indent=2) + "\n"
+    write_atomic(metrics.encode(), args.out_dir / "metrics.json")
+    print(
+        f"saved {model_path}: {params:,} parameters, val {final['val_acc']:.2f}%, "
+        f"test {final['test_acc']:.2f}%, {total_seconds:.0f} s in all"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
