@@ -4,7 +4,8 @@
     python scripts/render_readme.py --check  # exit 1 if README.md is out of date
 
 Each section sits between `<!-- BEGIN name -->` and `<!-- END name -->` and is rebuilt from
-models/metrics.json, reports/seeds.json, benchmarks/results.md or the model itself, so no number
+models/metrics.json, reports/seeds.json, reports/sweep.json, benchmarks/results.md or the
+model itself, so no number
 in the README is typed by hand.
 """
 from __future__ import annotations
@@ -52,6 +53,23 @@ def seeds() -> str:
     return "\n".join(lines)
 
 
+def sweep() -> str:
+    """Validation results of the design sweep (3 seeds per setting), best first."""
+    report = json.loads((ROOT / "reports" / "sweep.json").read_text())
+    lines = [
+        "| setting | parameters | train.py flags | val mean | val min | test mean |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    ranked = sorted(report.items(), key=lambda item: -item[1]["summary"]["val_acc"]["mean"])
+    for name, entry in ranked:
+        val, test = entry["summary"]["val_acc"], entry["summary"]["test_acc"]
+        lines.append(
+            f"| {name} | {entry['params']:,} | `{' '.join(entry['train_args'])}` | **{val['mean']:.2f}%** "
+            f"| {val['min']:.2f}% | {test['mean']:.2f}% |"
+        )
+    return "\n".join(lines)
+
+
 def architecture() -> str:
     """The layer table of each preset, computed from the model."""
     parts = []
@@ -72,7 +90,9 @@ def benchmark() -> str:
     return (ROOT / "benchmarks" / "results.md").read_text().strip()
 
 
-SECTIONS = {"results": results, "seeds": seeds, "architecture": architecture, "benchmark": benchmark}
+SECTIONS = {
+    "results": results, "seeds": seeds, "sweep": sweep, "architecture": architecture, "benchmark": benchmark,
+}  # fmt: skip
 
 
 def render(text: str) -> str:

@@ -1,0 +1,193 @@
+"""Training speed, side by side: our tensor-resident path against the classic DataLoader pipeline.
+
+    python benchmarks/bench_train.py            # a few minutes on 2 CPU cores
+    python benchmarks/bench_train.py --full     # also times a whole default `python train.py`
+
+Both paths train the same model with the same optimizer, batch size and number of steps, in one
+process, on the same threads:
+  ours     train.train_one_epoch: images held as tensors, batched affine augmentation
+  classic  torchvision.datasets.MNIST + RandomAffine + ToTensor + Normalize per image, DataLoader(2 workers)
+Each path runs once to warm up, then --repeats times; the medians are reported. The results go to
+benchmarks/results.json and benchmarks/results.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import torchvision  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from torchvision import transforms  # noqa: E402
+
+from checkpoint import write_atomic  # noqa: E402
+from data import MEAN, STD, MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir  # noqa: E402
+from errors import run_cli  # noqa: E402
+from model import Net, count_parameters  # noqa: E402
+from train import machine_name, make_optimizer, parse_args, train_one_epoch  # noqa: E402
+
+TYPICAL_SECONDS_PER_EPOCH = 30.0  # what common DataLoader MNIST scripts take on a 2-core CPU
+EPOCH_IMAGES = 55_000
+
+
+def time_ours(data: MnistTensors, args: argparse.Namespace, images: int) -> float:
+    """Seconds for `images` training images through train.train_one_epoch."""
+    subset = MnistTensors(data.train_images[:images], data.train_labels[:images], *[None] * 4)
+    model = Net(args.model, args.dropout)
+    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=-(-images // args.batch_size))
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    train_one_epoch(model, subset, optimizer, scheduler, generator, args, epoch=1)
+    return time.perf_counter() - start
+
+
+def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float:
+    """Seconds for `images` training images through the usual per-image transform + DataLoader."""
+    transform = transforms.Compose([
+        transforms.RandomAffine(degrees=10, translate=(2 / 28, 2 / 28), scale=(0.9, 1.1)),
+        transforms.ToTensor(),
+        transforms.Normalize((MEAN,), (STD,)),
+    ])  # fmt: skip
+    dataset = torchvision.datasets.MNIST(str(data_dir), train=True, transform=transform)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=2)
+    model = Net(args.model, args.dropout)
+    steps = -(-images // args.batch_size)
+    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=steps)
+    model.train()
+    start = time.perf_counter()
+    for step, (batch, labels) in enumerate(loader):
+        if step == steps:
+            break
+        loss = F.cross_entropy(model(batch), labels, label_smoothing=args.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    return time.perf_counter() - start
+
+
+def training_flops_per_image(args: argparse.Namespace) -> float:
+    """Forward plus backward FLOPs of one training image, counted by PyTorch."""
+    model = Net(args.model, args.dropout).train()
+    images, labels = torch.randn(args.batch_size, 1, 28, 28), torch.randint(0, 10, (args.batch_size,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(images), labels).backward()
+    return counter.get_total_flops() / args.batch_size
+
+
+def run_train(flags: list[str]) -> tuple[float, int, dict]:
+    """Wall seconds, peak resident memory (MB, the largest of the children so far) and metrics of a
+    train.py subprocess."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "train.py"), "--out-dir", out, *flags], check=True,
+                       stdout=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+        seconds = time.perf_counter() - start
+        metrics = json.loads((Path(out) / "metrics.json").read_text())
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, metrics
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=25_600, help="training images per timed repeat (default: 25600)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each path (default: 3)")
+    parser.add_argument("--full", action="store_true", help="also time a whole default python train.py")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json", help="results file")
+    options = parser.parse_args()
+    args = parse_args(["--device", "cpu"])  # train.py's defaults: the same recipe as a real run
+    data_dir = resolve_data_dir(None)
+    ensure_downloaded(data_dir)
+    data = load_mnist(data_dir, torch.device("cpu"))
+
+    # Whole train.py runs first: RUSAGE_CHILDREN would otherwise also count the DataLoader's workers.
+    _, peak_mb, _ = run_train(["--epochs", "1", "--device", "cpu"])
+    full_run = None
+    if options.full:
+        seconds, full_peak_mb, metrics = run_train(["--device", "cpu"])
+        full_run = dict(
+            wall_seconds=seconds, epochs=metrics["meta"]["epochs"],
+            test_accuracy=metrics["meta"]["test_accuracy"], peak_memory_mb=full_peak_mb,
+        )  # fmt: skip
+
+    timings: dict[str, list[float]] = {"ours": [], "classic": []}
+    for repeat in range(options.repeats + 1):  # repeat 0 is the warm-up
+        for name, timer in (("ours", lambda: time_ours(data, args, options.images)),
+                            ("classic", lambda: time_classic(data_dir, args, options.images))):  # fmt: skip
+            seconds = timer()
+            print(f"{name:8s} {'warm-up' if repeat == 0 else f'repeat {repeat}'}: {seconds:6.2f} s", flush=True)
+            if repeat:
+                timings[name].append(seconds)
+
+    paths = {}
+    for name, seconds in timings.items():
+        median = statistics.median(seconds)
+        paths[name] = dict(
+            median_seconds=median, images_per_second=options.images / median,
+            seconds_per_epoch=median * EPOCH_IMAGES / options.images, repeats=seconds,
+        )  # fmt: skip
+    flops = training_flops_per_image(args)
+    results = dict(
+        machine=dict(cpu=machine_name(torch.device("cpu")), cores=torch.get_num_threads(),
+                     python=platform.python_version(), torch=torch.__version__),
+        model=dict(preset=args.model, params=count_parameters(Net(args.model))),
+        batch_size=args.batch_size, images_per_repeat=options.images, paths=paths,
+        speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours"]["median_seconds"],
+        speedup_vs_typical_script=TYPICAL_SECONDS_PER_EPOCH / paths["ours"]["seconds_per_epoch"],
+        training_flops_per_image=flops,
+        gflops_per_second=flops * paths["ours"]["images_per_second"] / 1e9,
+        peak_memory_mb_one_epoch=peak_mb,
+    )  # fmt: skip
+    if full_run:
+        results["full_run"] = full_run
+    write_atomic((json.dumps(results, indent=2) + "\n").encode(), options.out)
+    write_atomic(markdown(results).encode(), options.out.with_suffix(".md"))
+    print(markdown(results))
+    return 0
+
+
+def markdown(results: dict) -> str:
+    ours, classic, machine = results["paths"]["ours"], results["paths"]["classic"], results["machine"]
+    lines = [
+        f"Measured on {machine['cpu']}, {machine['cores']} threads, torch {machine['torch']}; "
+        f"{results['model']['preset']} model ({results['model']['params']:,} parameters), batch "
+        f"{results['batch_size']}, median of {len(ours['repeats'])} repeats of {results['images_per_repeat']:,} "
+        "images after a warm-up.",
+        "",
+        "| training path | images / s | seconds / epoch (55,000 images) | speed-up |",
+        "|---|---:|---:|---:|",
+        f"| ours: tensors on the device, batched augmentation | {ours['images_per_second']:,.0f} "
+        f"| {ours['seconds_per_epoch']:.1f} | **{results['speedup_vs_classic']:.1f}x** |",
+        f"| classic: per-image RandomAffine + DataLoader (2 workers) | {classic['images_per_second']:,.0f} "
+        f"| {classic['seconds_per_epoch']:.1f} | 1.0x |",
+        "",
+        f"- {results['training_flops_per_image'] / 1e6:.1f} MFLOP per training image (forward + backward), "
+        f"{results['gflops_per_second']:.1f} GFLOP/s achieved by our path",
+        f"- {results['speedup_vs_typical_script']:.1f}x faster than the {TYPICAL_SECONDS_PER_EPOCH:.0f} s/epoch "
+        "of a typical DataLoader MNIST script on a 2-core CPU",
+        f"- peak resident memory of `python train.py --epochs 1`: {results['peak_memory_mb_one_epoch']:,} MB",
+    ]
+    if "full_run" in results:
+        full = results["full_run"]
+        lines.append(
+            f"- whole default `python train.py` ({full['epochs']} epochs, start-up and evaluation included): "
+            f"{full['wall_seconds']:.0f} s, test accuracy {full['test_accuracy']:.2f}%, "
+            f"peak memory {full['peak_memory_mb']:,} MB"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    run_cli(main)
