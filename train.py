@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         val_accuracy=final["val_acc"], test_accuracy=final["test_acc"],
         train_seconds=total_seconds, seconds_per_epoch=sum(h["seconds"] for h in history) / len(history),
         device=str(args.device), machine=machine_name(args.device), threads=torch.get_num_threads(),
-        torch_version=torch.__version__, torchvision_version=torchvision.__version__,
+        torch_version=str(torch.__version__), torchvision_version=str(torchvision.__version__),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         resumed=bool(resume),
     )  # fmt: skip
