@@ -17,5 +17,6 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tu
     """Mean negative log-likelihood and accuracy in percent."""
     log_probs = predict(model, images)
     loss = F.nll_loss(log_probs, labels).item()
-    accuracy = (log_probs.argmax(1) == labels).float().mean().item() * 100
+    # Count in integers: a float32 mean turns 9,940 of 10,000 into 99.39999%.
+    accuracy = (log_probs.argmax(1) == labels).sum().item() * 100 / len(labels)
     return loss, accuracy
