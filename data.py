@@ -53,7 +53,10 @@ def ensure_downloaded(data_dir: Path, download: bool = True) -> None:
     try:
         MNIST(str(data_dir), train=True, download=True)
     except Exception as error:  # no network, a proxy refusing, a read-only folder...
-        raise UserError(f"{hint}, or connect to the internet to download it ({error})") from None
+        # torchvision lists every mirror it tried; the last line holds the reason.
+        reasons = [line.strip() for line in str(error).splitlines() if line.strip() not in ("", ")")]
+        reason = reasons[-1] if reasons else type(error).__name__
+        raise UserError(f"{hint}, or connect to the internet to download it (download failed: {reason})") from None
 
 
 def read_split(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

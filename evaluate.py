@@ -1,9 +1,24 @@
-"""Evaluate a trained model on the MNIST test set."""
+"""Evaluate a trained model on the MNIST test set: accuracy, per-class figures and pictures.
+
+    python evaluate.py --checkpoint models/mnist_model.pth      # writes into reports/
+
+Prints test accuracy, per-class accuracy, precision and recall, and the confusion matrix; writes
+evaluation.json, confusion_matrix.txt, confusion_matrix.png and misclassified.png.
+"""
 from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from checkpoint import load_model, write_atomic
+from data import ensure_downloaded, normalize, read_split, resolve_data_dir
+from errors import run_cli
+from plots import confusion_matrix, misclassified_grid
 
 
 @torch.inference_mode()
@@ -20,3 +35,64 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tu
     # Count in integers: a float32 mean turns 9,940 of 10,000 into 99.39999%.
     accuracy = (log_probs.argmax(1) == labels).sum().item() * 100 / len(labels)
     return loss, accuracy
+
+
+def confusion(true: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """10x10 counts: row = true digit, column = predicted digit."""
+    return torch.bincount(true * 10 + predicted, minlength=100).reshape(10, 10)
+
+
+def class_report(matrix: torch.Tensor) -> list[dict]:
+    """Per digit: support, accuracy (= recall) and precision, in percent."""
+    rows = []
+    for digit in range(10):
+        hits, support, predicted = matrix[digit, digit].item(), matrix[digit].sum().item(), matrix[:, digit].sum().item()
+        rows.append(dict(digit=digit, support=support, recall=100 * hits / support,
+                         precision=100 * hits / predicted if predicted else 0.0))  # fmt: skip
+    return rows
+
+
+def matrix_text(matrix: torch.Tensor) -> str:
+    header = "true\\pred" + "".join(f"{digit:>6}" for digit in range(10))
+    return "\n".join([header] + [f"{digit:>9}" + "".join(f"{int(n):>6}" for n in row) for digit, row in enumerate(matrix)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="model to evaluate")
+    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="folder for the report files (default: reports/)")
+    args = parser.parse_args(argv)
+
+    model, meta = load_model(args.checkpoint)
+    data_dir = resolve_data_dir(args.data_dir)
+    ensure_downloaded(data_dir)
+    raw_images, labels = read_split(data_dir, train=False)
+    images = normalize(raw_images)
+    confidence, predicted = predict(model, images).exp().max(1)
+    matrix = confusion(labels, predicted)
+    accuracy = matrix.trace().item() * 100 / len(labels)
+    classes = class_report(matrix)
+
+    print(f"{args.checkpoint}: {meta['model']} model, {meta['params']:,} parameters")
+    print(f"test accuracy: {accuracy:.2f}% ({matrix.trace().item():,} of {len(labels):,})\n")
+    print("digit  support  accuracy/recall  precision")
+    for row in classes:
+        print(f"{row['digit']:>5}  {row['support']:>7}  {row['recall']:>14.2f}%  {row['precision']:>8.2f}%")
+    print(f"\nconfusion matrix (rows: true digit, columns: predicted)\n{matrix_text(matrix)}")
+
+    wrong = (predicted != labels).nonzero().squeeze(1)
+    wrong = wrong[confidence[wrong].argsort(descending=True)][:60]  # the most confident mistakes first
+    results = dict(checkpoint=str(args.checkpoint), test_accuracy=accuracy, per_class=classes,
+                   confusion_matrix=matrix.tolist(), misclassified=len(labels) - matrix.trace().item())  # fmt: skip
+    write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out / "evaluation.json")
+    write_atomic((matrix_text(matrix) + "\n").encode(), args.out / "confusion_matrix.txt")
+    confusion_matrix(matrix, args.out / "confusion_matrix.png")
+    misclassified_grid(raw_images[wrong], labels[wrong].tolist(), predicted[wrong].tolist(),
+                       confidence[wrong].tolist(), args.out / "misclassified.png")  # fmt: skip
+    print(f"\nwrote evaluation.json, confusion_matrix.txt, confusion_matrix.png, misclassified.png to {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

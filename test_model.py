@@ -1,6 +1,6 @@
 """The model, the committed checkpoint and train.py, checked against what the README promises.
 
-Data tests read MNIST from $MNIST_DATA_DIR (default data/); without it they fail and say where they looked.
+Data tests read MNIST from $MNIST_DATA_DIR (default data/); see conftest.py.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import torch
 import torch.nn as nn
 
 from checkpoint import load_checkpoint, load_model
-from data import load_mnist, resolve_data_dir
 from evaluate import evaluate
 from model import PRESETS, Net, count_parameters, layer_table
 from train import make_optimizer, parse_args
@@ -24,19 +23,6 @@ ROOT = Path(__file__).resolve().parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 METRICS_PATH = ROOT / "models" / "metrics.json"
 TARGET_ACCURACY = 99.40
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    folder = resolve_data_dir(None)
-    if not (folder / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.fail(f"MNIST not found in {folder.resolve()}/MNIST/raw; set MNIST_DATA_DIR to the folder holding MNIST/")
-    return folder
-
-
-@pytest.fixture(scope="session")
-def mnist(data_dir):
-    return load_mnist(data_dir, torch.device("cpu"), download=False)
 
 
 def run_train(*flags: str) -> subprocess.CompletedProcess:
@@ -141,6 +127,7 @@ def test_short_training_run_saves_a_loadable_model(tmp_path, data_dir):
     assert meta["epochs"] == 2 and meta["params"] == count_parameters(model)
     history = json.loads((tmp_path / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
+    assert (tmp_path / "training_curves.png").stat().st_size > 0
     # Two epochs on 8,000 images are far from converged, but a broken loop stays near 10%.
     assert meta["test_accuracy"] >= 95.0
 
@@ -156,3 +143,17 @@ def test_missing_data_is_one_clear_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "nowhere" in lines[0] and "--data-dir" in lines[0] and "MNIST_DATA_DIR" in lines[0]
+
+
+def test_deterministic_runs_are_bit_identical_and_seeds_matter(tmp_path, data_dir):
+    def weights(seed: int, folder: str) -> dict:
+        result = run_train(
+            "--epochs", "1", "--train-limit", "2000", "--deterministic", "--seed", str(seed), "--device", "cpu",
+            "--data-dir", str(data_dir), "--out-dir", str(tmp_path / folder),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return torch.load(tmp_path / folder / "mnist_model.pth", weights_only=True)["state_dict"]
+
+    first, again, other_seed = weights(0, "a"), weights(0, "b"), weights(1, "c")
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other_seed[name]) for name in first)

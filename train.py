@@ -29,6 +29,7 @@ from data import augment, load_mnist, resolve_data_dir, shuffled_batches
 from errors import UserError, run_cli
 from evaluate import evaluate
 from model import PRESETS, Net, count_parameters, parse_spec
+from plots import training_curves
 
 # Everything that decides what training produces; stored in the checkpoint and restored by --resume.
 RECIPE = (
@@ -262,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     save_atomic({"state_dict": model.state_dict(), "meta": meta}, model_path)
     metrics = json.dumps({"meta": meta, "history": history}, indent=2) + "\n"
     write_atomic(metrics.encode(), args.out_dir / "metrics.json")
+    training_curves(history, args.out_dir / "training_curves.png")
     print(
         f"saved {model_path}: {params:,} parameters, val {final['val_acc']:.2f}%, "
         f"test {final['test_acc']:.2f}%, {total_seconds:.0f} s in all"

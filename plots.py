@@ -1,0 +1,68 @@
+"""The pictures: training curves, confusion matrix, and a grid of misclassified digits."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from checkpoint import write_atomic  # noqa: E402
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    write_atomic(buffer.getvalue(), path)
+
+
+def training_curves(history: list[dict], path: Path) -> None:
+    """Loss and accuracy per epoch for train/val/test, and the learning rate, side by side."""
+    epochs = [h["epoch"] for h in history]
+    figure, (loss, accuracy, lr) = plt.subplots(1, 3, figsize=(14, 3.8))
+    for split in ("train", "val", "test"):
+        loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker=".", label=split)
+        accuracy.plot(epochs, [h[f"{split}_acc"] for h in history], marker=".", label=split)
+    loss.set(title="loss (train: augmented, label-smoothed)", xlabel="epoch", yscale="log")
+    accuracy.set(title="accuracy (%)", xlabel="epoch", ylim=(max(90, accuracy.get_ylim()[0]), 100))
+    lr.plot(epochs, [h["lr"] for h in history], marker=".")
+    lr.set(title="learning rate at the start of each epoch", xlabel="epoch")
+    for axis in (loss, accuracy):
+        axis.legend()
+    for axis in (loss, accuracy, lr):
+        axis.grid(alpha=0.3)
+    _save(figure, path)
+
+
+def confusion_matrix(matrix: torch.Tensor, path: Path) -> None:
+    """Counts of (true, predicted) pairs, shaded on a log scale, each non-zero count written in its cell."""
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    image = axis.imshow(matrix.log1p().numpy(), cmap="Blues")
+    for true in range(10):
+        for predicted in range(10):
+            count = int(matrix[true, predicted])
+            if count:
+                color = "white" if true == predicted else "black"
+                axis.text(predicted, true, str(count), ha="center", va="center", fontsize=7, color=color)
+    axis.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
+             title="confusion matrix (test set)")  # fmt: skip
+    figure.colorbar(image, ax=axis, label="log(1 + count)")
+    _save(figure, path)
+
+
+def misclassified_grid(images: torch.Tensor, true: list[int], predicted: list[int], confidence: list[float],
+                       path: Path, columns: int = 10) -> None:  # fmt: skip
+    """The given digits in a grid, each titled `true -> predicted (confidence)`."""
+    rows = max(1, -(-len(images) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(images[index].squeeze(0).numpy(), cmap="gray")
+            axis.set_title(f"{true[index]}->{predicted[index]} ({confidence[index]:.0%})", fontsize=8)
+    figure.suptitle("misclassified test digits: true -> predicted (confidence)")
+    _save(figure, path)

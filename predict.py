@@ -1,0 +1,118 @@
+"""Predict the digit in your own images.
+
+    python predict.py my_digit.png photos/ --top-k 3
+
+Accepts any size, colour or greyscale, dark ink on light paper or the reverse. Each image is
+converted the way MNIST was made: greyscale, white digit on black, the digit scaled to fit a 20x20
+box and placed in a 28x28 image so that its centre of mass is at the centre. A file that cannot be
+read gets one error line; the others are still predicted, and the exit code is 2 if any failed.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from checkpoint import load_model
+from data import MEAN, STD
+from errors import UserError, run_cli
+from evaluate import predict
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+MAX_PIXELS = 40_000_000  # refuse decompression bombs long before they fill memory
+
+
+def load_image(path: Path) -> Image.Image:
+    """Open an image as 8-bit greyscale, flattening any transparency onto white."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise UserError(f"{path}: {image.width}x{image.height} is too large (limit {MAX_PIXELS:,} pixels)")
+            image.load()
+            if image.mode in ("RGBA", "LA", "P"):
+                image = image.convert("RGBA")
+                background = Image.new("RGBA", image.size, "white")
+                image = Image.alpha_composite(background, image)
+            return image.convert("L")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise UserError(f"{path}: not a readable image") from None
+
+
+def to_mnist(image: Image.Image) -> torch.Tensor:
+    """A greyscale picture of one digit -> a normalized `(1, 28, 28)` tensor in MNIST's convention."""
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)) / 255
+    border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = border.median()
+    if background > 0.5:  # dark ink on light paper: make it light ink on black, like MNIST
+        pixels, background = 1 - pixels, 1 - background
+    ink = (pixels - background).clamp(min=0)
+    if ink.max() < 0.1:
+        raise ValueError("no digit found (the image is blank)")
+    ink = ink / ink.max()
+    rows, columns = (ink > 0.2).nonzero(as_tuple=True)
+    ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+
+    # Fit the digit's longer side to 20 pixels, keeping its aspect ratio, as MNIST did.
+    height, width = ink.shape
+    scale = 20 / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    digit = Image.fromarray((ink * 255).byte().numpy()).resize(size, Image.Resampling.LANCZOS)
+    digit = torch.from_numpy(np.asarray(digit, dtype=np.float32)) / 255
+
+    # Place it so that its centre of mass lands on the centre of the 28x28 canvas.
+    total = digit.sum()
+    centre_y = (digit.sum(1) * torch.arange(size[1])).sum() / total
+    centre_x = (digit.sum(0) * torch.arange(size[0])).sum() / total
+    top = int(round(13.5 - centre_y.item()))
+    left = int(round(13.5 - centre_x.item()))
+    top, left = min(max(top, 0), 28 - size[1]), min(max(left, 0), 28 - size[0])
+    canvas = torch.zeros(28, 28)
+    canvas[top : top + size[1], left : left + size[0]] = digit
+    return ((canvas - MEAN) / STD).unsqueeze(0)
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; folders replaced by the image files directly inside them."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(path)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="model to use")
+    parser.add_argument("--top-k", type=int, default=1, choices=range(1, 11), metavar="K", help="show the K likeliest digits")
+    args = parser.parse_args(argv)
+    model, _ = load_model(args.checkpoint)
+    files = expand(args.images)
+    if not files:
+        raise UserError("no image files found in " + ", ".join(map(str, args.images)))
+    failed = 0
+    for path in files:
+        try:
+            if not path.is_file():
+                raise UserError(f"{path}: no such file")
+            image = to_mnist(load_image(path))
+        except (UserError, ValueError) as error:
+            message = str(error) if isinstance(error, UserError) else f"{path}: {error}"
+            print(f"error: {message}", file=sys.stderr)
+            failed += 1
+            continue
+        probabilities = predict(model, image.unsqueeze(0))[0].exp()
+        top = probabilities.topk(args.top_k)
+        guesses = ", ".join(f"{digit} ({p:.1%})" for p, digit in zip(top.values.tolist(), top.indices.tolist()))
+        print(f"{path}: {guesses}")
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

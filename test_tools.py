@@ -1,0 +1,111 @@
+"""The after-training tools: evaluate.py, predict.py and export.py on the committed model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+import evaluate
+import export
+import predict
+from checkpoint import load_model
+from data import normalize, read_split
+
+ROOT = Path(__file__).resolve().parent
+MODEL_PATH = ROOT / "models" / "mnist_model.pth"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(MODEL_PATH)[0]
+
+
+def test_evaluate_writes_every_report_and_agrees_with_the_test_suite(tmp_path, data_dir, mnist, model, capsys):
+    assert evaluate.main(["--data-dir", str(data_dir), "--out", str(tmp_path)]) == 0
+    for name in ("evaluation.json", "confusion_matrix.txt", "confusion_matrix.png", "misclassified.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    report = json.loads((tmp_path / "evaluation.json").read_text())
+    _, accuracy = evaluate.evaluate(model, mnist.test_images, mnist.test_labels)
+    assert report["test_accuracy"] == accuracy
+    assert sum(map(sum, report["confusion_matrix"])) == 10_000
+    assert report["misclassified"] == round(10_000 * (100 - accuracy) / 100)
+    assert f"test accuracy: {accuracy:.2f}%" in capsys.readouterr().out
+
+
+def styled(digit: np.ndarray, style: str) -> Image.Image:
+    """One 28x28 MNIST digit as a user might photograph or draw it."""
+    image = Image.fromarray(digit)
+    if style == "inverted":  # dark ink on white paper
+        return Image.fromarray(255 - digit)
+    if style == "larger":
+        return image.resize((150, 150), Image.Resampling.BILINEAR)
+    if style == "off-centre":
+        canvas = Image.new("L", (100, 70))
+        canvas.paste(image, (65, 3))
+        return canvas
+    if style == "rgb":  # blue ink on white, as a colour scan
+        ink = 255 - digit
+        return Image.merge("RGB", [Image.fromarray(ink), Image.fromarray(ink), Image.fromarray(255 - digit // 3)])
+    raise ValueError(style)
+
+
+def test_predict_reads_digits_in_every_style(tmp_path, data_dir, mnist, model, capsys):
+    images, labels = read_split(data_dir, train=False)
+    # Digits the model gets right with confidence in MNIST form, so the test measures the conversion.
+    confident = predict.predict(model, normalize(images[:40])).exp().max(1)
+    chosen = [i for i in range(40) if confident.indices[i] == labels[i] and confident.values[i] > 0.8][:8]
+    expected = {}
+    for i in chosen:
+        for style in ("inverted", "larger", "off-centre", "rgb"):
+            path = tmp_path / f"{i}-{style}.{'jpg' if style == 'rgb' else 'png'}"
+            styled(images[i].numpy(), style).save(path)
+            expected[str(path)] = int(labels[i])
+    assert predict.main([str(tmp_path), "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(expected) == 32
+    for line in lines:
+        path, guesses = line.split(": ", 1)
+        assert guesses.startswith(f"{expected[path]} ("), line
+        assert guesses.count("%") == 3
+
+
+def test_predict_reports_each_bad_file_and_still_predicts_the_rest(tmp_path, data_dir, capsys):
+    good = tmp_path / "good.png"
+    Image.fromarray(read_split(data_dir, train=False)[0][0].numpy()).save(good)
+    (tmp_path / "notes.png").write_text("not an image")
+    Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
+    missing = tmp_path / "missing.png"
+    assert predict.main([str(good), str(tmp_path / "notes.png"), str(tmp_path / "blank.png"), str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{good}: 7 (")
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
+    assert "not a readable image" in errors[0] and "no digit" in errors[1] and "no such file" in errors[2]
+
+
+def test_predict_refuses_oversized_images(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(predict, "MAX_PIXELS", 100 * 100)
+    Image.new("L", (101, 100)).save(tmp_path / "huge.png")
+    assert predict.main([str(tmp_path / "huge.png")]) == 2
+    assert "too large" in capsys.readouterr().err
+
+
+def test_export_writes_onnx_that_matches_pytorch(tmp_path, data_dir, mnist, model):
+    output = tmp_path / "model.onnx"
+    assert export.main(["--output", str(output), "--data-dir", str(data_dir)]) == 0
+    session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    for batch in (1, 37):  # the batch dimension is free
+        images = mnist.test_images[:batch]
+        onnx_output = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+        torch.testing.assert_close(onnx_output, predict.predict(model, images), atol=1e-4, rtol=0)
+
+
+def test_committed_onnx_file_is_the_committed_model(mnist, model):
+    difference, differing = export.max_difference((ROOT / "models" / "mnist_model.onnx").read_bytes(), model,
+                                                  mnist.test_images[:500])  # fmt: skip
+    assert difference < 1e-4 and differing == 0
