@@ -7,6 +7,7 @@ wrong into one clear `UserError`.
 """
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import tempfile
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 
 from errors import UserError
-from model import Net
+from model import Net, parse_spec
 
 
 def write_atomic(data: bytes, path: Path) -> None:
@@ -60,23 +61,50 @@ def load_checkpoint(path: Path, required: tuple[str, ...] = ("state_dict", "meta
 def load_weights(model: torch.nn.Module, state_dict: dict, path: Path) -> None:
     """Load `state_dict` into `model`, naming the mismatching layers if the architecture differs."""
     expected = model.state_dict()
-    problems = [f"{name} missing" for name in expected if name not in state_dict]
-    problems += [f"{name} unexpected" for name in state_dict if name not in expected]
-    problems += [
-        f"{name} {tuple(state_dict[name].shape)} vs model {tuple(tensor.shape)}"
-        for name, tensor in expected.items()
-        if name in state_dict and getattr(state_dict[name], "shape", None) != tensor.shape
-    ]
-    if problems:
-        shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
-        raise UserError(f"{path} was saved for a different architecture: {shown}")
+    details = {}
+    for name in list(expected) + [name for name in state_dict if name not in expected]:
+        saved, wanted = state_dict.get(name), expected.get(name)
+        saved_shape = tuple(saved.shape) if isinstance(saved, torch.Tensor) else None
+        wanted_shape = tuple(wanted.shape) if wanted is not None else None
+        if saved_shape != wanted_shape:
+            details.setdefault(name.rsplit(".", 1)[0], f"{name}: saved {saved_shape}, model {wanted_shape}")
+    if details:
+        layers = list(details)
+        shown = ", ".join(layers[:5]) + (f" and {len(layers) - 5} more" if len(layers) > 5 else "")
+        raise UserError(
+            f"{path} was saved for a different architecture: layers {shown} differ "
+            f"(first: {details[layers[0]]}); pass the matching --model or retrain"
+        )
     model.load_state_dict(state_dict)
 
 
 def load_model(path: Path, spec: str | None = None) -> tuple[Net, dict]:
-    """Build the model a checkpoint was trained as (or `spec`, if given), load it, return it in eval mode."""
+    """Load a checkpoint into the architecture it records (or into `spec`, to insist on one).
+
+    Returns the model in eval mode and the checkpoint's metadata.
+    """
     checkpoint = load_checkpoint(path)
     meta = checkpoint["meta"]
-    model = Net(spec or meta.get("model", "default"))
+    try:
+        model = Net(spec or meta.get("spec") or meta.get("model", "default"))
+    except (ValueError, TypeError):
+        raise UserError(f"{path} records an unknown architecture ({meta.get('spec')!r}); retrain with: python train.py") from None
     load_weights(model, checkpoint["state_dict"], path)
     return model.eval(), meta
+
+
+def model_spec(text: str) -> str:
+    """argparse type: a preset name or a layer spec that model.py accepts."""
+    try:
+        parse_spec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --checkpoint and --model flags shared by evaluate.py, predict.py and export.py."""
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"),
+                        help="trained model (default: models/mnist_model.pth)")  # fmt: skip
+    parser.add_argument("--model", type=model_spec, default=None,
+                        help="architecture to insist on, a preset or layer spec (default: what the checkpoint records)")  # fmt: skip

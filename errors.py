@@ -1,7 +1,8 @@
 """One kind of error for everything a user can get wrong, and the wrapper that reports it.
 
 Scripts raise `UserError` for bad input (missing data, a damaged file, a wrong checkpoint).
-`run_cli` turns it into a single line on stderr and exit code 2, instead of a traceback.
+`run_cli` turns it into a single line on stderr and exit code 2, instead of a traceback, and
+Ctrl-C into exit code 130.
 """
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ class UserError(Exception):
 
 
 def run_cli(main: Callable[[], int | None]) -> None:
-    """Run a script's `main`, reporting `UserError` as one line and exiting with code 2."""
+    """Run a script's `main`: `UserError` -> one line and exit 2; Ctrl-C -> exit 130."""
     try:
         code = main()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
     sys.exit(code or 0)

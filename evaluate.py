@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from checkpoint import load_model, write_atomic
+from checkpoint import add_model_arguments, load_model, write_atomic
 from data import ensure_downloaded, normalize, read_split, resolve_data_dir
 from errors import run_cli
 from plots import confusion_matrix, misclassified_grid
@@ -59,12 +59,12 @@ def matrix_text(matrix: torch.Tensor) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="model to evaluate")
+    add_model_arguments(parser)
     parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="folder for the report files (default: reports/)")
     args = parser.parse_args(argv)
 
-    model, meta = load_model(args.checkpoint)
+    model, meta = load_model(args.checkpoint, args.model)
     data_dir = resolve_data_dir(args.data_dir)
     ensure_downloaded(data_dir)
     raw_images, labels = read_split(data_dir, train=False)

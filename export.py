@@ -15,7 +15,7 @@ from pathlib import Path
 import onnxruntime
 import torch
 
-from checkpoint import load_model, write_atomic
+from checkpoint import add_model_arguments, load_model, write_atomic
 from data import ensure_downloaded, normalize, read_split, resolve_data_dir
 from errors import UserError, run_cli
 from evaluate import predict
@@ -42,14 +42,14 @@ def max_difference(onnx_bytes: bytes, model: torch.nn.Module, images: torch.Tens
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="model to export")
+    add_model_arguments(parser)
     parser.add_argument("--output", type=Path, default=None, help="ONNX file (default: the checkpoint's name, .onnx)")
     parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed output difference")
     args = parser.parse_args(argv)
     output = args.output or args.checkpoint.with_suffix(".onnx")
 
-    model, meta = load_model(args.checkpoint)
+    model, meta = load_model(args.checkpoint, args.model)
     data_dir = resolve_data_dir(args.data_dir)
     ensure_downloaded(data_dir)
     images = normalize(read_split(data_dir, train=False)[0][:1000])

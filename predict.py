@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from checkpoint import load_model
+from checkpoint import add_model_arguments, load_model
 from data import MEAN, STD
 from errors import UserError, run_cli
 from evaluate import predict
@@ -89,10 +89,10 @@ def expand(paths: list[Path]) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
-    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="model to use")
+    add_model_arguments(parser)
     parser.add_argument("--top-k", type=int, default=1, choices=range(1, 11), metavar="K", help="show the K likeliest digits")
     args = parser.parse_args(argv)
-    model, _ = load_model(args.checkpoint)
+    model, _ = load_model(args.checkpoint, args.model)
     files = expand(args.images)
     if not files:
         raise UserError("no image files found in " + ", ".join(map(str, args.images)))

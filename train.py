@@ -24,7 +24,7 @@ import torchvision
 from torchsummary import summary
 from tqdm import tqdm
 
-from checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
+from checkpoint import load_checkpoint, load_weights, model_spec, save_atomic, write_atomic
 from data import augment, load_mnist, resolve_data_dir, shuffled_batches
 from errors import UserError, run_cli
 from evaluate import evaluate
@@ -51,15 +51,6 @@ def positive(kind: type):
         return value
 
     return parse
-
-
-def model_spec(text: str) -> str:
-    """argparse type: a preset name or a layer spec that model.py accepts."""
-    try:
-        parse_spec(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -174,7 +165,7 @@ def train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch: i
                 first = int((~torch.isfinite(losses[: step + 1])).nonzero()[0])
                 raise UserError(
                     f"loss became {losses[first].item()} at epoch {epoch}, step {first + 1}; "
-                    f"try a lower --lr (now {args.lr}). Nothing was saved"
+                    f"try a lower --lr (now {args.lr}). Nothing was saved; earlier files are unchanged"
                 )
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
             bar.update(step + 1 - bar.n)
@@ -233,17 +224,18 @@ def main(argv: list[str] | None = None) -> int:
                 dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
                      val_acc=val_acc, test_loss=test_loss, test_acc=test_acc, seconds=seconds)
             )  # fmt: skip
+            last_complete = snapshot(epoch)  # before the line below, so Ctrl-C after it keeps this epoch
             print(
                 f"epoch {epoch:2d}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:6.2f}%  "
                 f"val {val_acc:6.2f}%  test {test_acc:6.2f}%  lr {lr:.4f}  {seconds:5.1f}s",
                 flush=True,
             )
-            last_complete = snapshot(epoch)
     except KeyboardInterrupt:
         path = args.out_dir / "resume.pth"
         save_atomic(last_complete, path)
         done = last_complete["resume"]["epoch"]
-        print(f"\ninterrupted; saved {path} after epoch {done}. Continue with: python train.py --resume {path}")
+        print(f"\ninterrupted; saved {path} after epoch {done}. "
+              f"Continue with: python train.py --resume {path} --out-dir {args.out_dir}")  # fmt: skip
         return 130
 
     total_seconds = time.perf_counter() - started

@@ -1,0 +1,241 @@
+"""Bad input never crashes with a traceback and never loses work: one test per row of the
+README's troubleshooting table."""
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import evaluate
+import export
+import predict
+import train
+from checkpoint import load_checkpoint, write_atomic
+from data import read_split
+from errors import UserError, run_cli
+
+ROOT = Path(__file__).resolve().parent
+MODEL_PATH = ROOT / "models" / "mnist_model.pth"
+QUICK = ["--train-limit", "4000", "--batch-size", "128", "--device", "cpu", "--deterministic"]
+
+
+def cli(main, argv: list[str], capsys) -> tuple[int, str]:
+    """Run a script's main as its command line does; return the exit code and stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: main(argv))
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def train_process(*flags: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *flags], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )  # fmt: skip
+
+
+def assert_one_line(stderr: str, *fragments: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+# Data
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "export.py"])
+def test_missing_data_without_network_names_the_folder_and_both_settings(script, tmp_path):
+    refused = "http://127.0.0.1:9"  # a proxy that refuses connections: no network, and never a download
+    env = {**os.environ, "MNIST_DATA_DIR": str(tmp_path / "nowhere"), "HTTPS_PROXY": refused, "HTTP_PROXY": refused}
+    output_flag = {"train.py": "--out-dir", "evaluate.py": "--out", "export.py": "--output"}[script]
+    result = subprocess.run([sys.executable, script, output_flag, str(tmp_path / "out")],
+                            cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2
+    assert_one_line(result.stderr, str(tmp_path / "nowhere"), "--data-dir", "MNIST_DATA_DIR")
+
+
+def test_damaged_mnist_file_is_named(tmp_path, data_dir):
+    shutil.copytree(data_dir / "MNIST" / "raw", tmp_path / "MNIST" / "raw")
+    damaged = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    damaged.write_bytes(damaged.read_bytes()[:1_000_000])
+    result = subprocess.run([sys.executable, "train.py", "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")],
+                            cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2
+    assert_one_line(result.stderr, str(damaged), "damaged")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.one_of(st.binary(max_size=3000), st.binary(max_size=3000).map(lambda b: b"\x00\x00\x08\x01" + b)))
+def test_random_bytes_as_an_mnist_file_give_only_the_clean_error(data_dir, junk):
+    with tempfile.TemporaryDirectory() as folder:
+        raw = Path(folder) / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        (raw / "t10k-images-idx3-ubyte").symlink_to((data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").resolve())
+        (raw / "t10k-labels-idx1-ubyte").write_bytes(junk)
+        with pytest.raises(UserError, match="t10k-labels-idx1-ubyte is damaged"):
+            read_split(Path(folder), train=False)
+
+
+# Checkpoints
+
+
+class RunsCodeWhenUnpickled:
+    """A malicious 'checkpoint': unpickling it would create a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def bad_checkpoint(kind: str, folder: Path) -> Path:
+    path = folder / f"{kind}.pth"
+    if kind == "truncated":
+        path.write_bytes(MODEL_PATH.read_bytes()[:5000])
+    elif kind == "random-bytes":
+        path.write_bytes(os.urandom(20_000))
+    elif kind == "not-a-checkpoint":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif kind == "arbitrary-code":
+        torch.save({"state_dict": RunsCodeWhenUnpickled(folder / "pwned"), "meta": {}}, path)
+    return path  # "missing": never written
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "random-bytes", "not-a-checkpoint", "arbitrary-code"])
+@pytest.mark.parametrize("main", [evaluate.main, predict.main, export.main], ids=["evaluate", "predict", "export"])
+def test_bad_checkpoint_is_one_line_and_never_unpickles_code(main, kind, tmp_path, capsys):
+    path = bad_checkpoint(kind, tmp_path)
+    argv = ["--checkpoint", str(path)] + ([str(tmp_path)] if main is predict.main else [])
+    code, stderr = cli(main, argv, capsys)
+    assert code == 2
+    assert_one_line(stderr, str(path))
+    assert not (tmp_path / "pwned").exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(junk=st.one_of(st.binary(max_size=5000), st.binary(max_size=5000).map(lambda b: b"PK\x03\x04" + b)))
+def test_random_bytes_as_a_checkpoint_give_only_the_clean_error(junk):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "junk.pth"
+        path.write_bytes(junk)
+        with pytest.raises(UserError, match="junk.pth"):
+            load_checkpoint(path)
+
+
+def test_checkpoint_of_another_architecture_names_the_layers(capsys):
+    code, stderr = cli(evaluate.main, ["--checkpoint", str(MODEL_PATH), "--model", "tiny"], capsys)
+    assert code == 2
+    assert_one_line(stderr, "different architecture", "features.0", "saved (8, 1, 3, 3), model (4, 1, 3, 3)")
+
+
+def test_resume_refuses_a_model_checkpoint(tmp_path, capsys):
+    code, stderr = cli(train.main, ["--resume", str(MODEL_PATH), "--out-dir", str(tmp_path)], capsys)
+    assert code == 2
+    assert_one_line(stderr, str(MODEL_PATH), "resume")
+
+
+# Flags
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--epochs", "0"], "--epochs"), (["--epochs", "-3"], "--epochs"), (["--batch-size", "0"], "--batch-size"),
+        (["--lr", "0"], "--lr"), (["--lr", "-0.1"], "--lr"), (["--lr", "nan"], "--lr"), (["--lr", "fast"], "--lr"),
+        (["--device", "tpu"], "--device"), (["--model", "8,X"], "--model"),
+    ],
+)  # fmt: skip
+def test_bad_flag_is_a_usage_error_before_anything_starts(flags, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*flags, "--out-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_absent_accelerator_is_a_usage_error(device, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--device", device])
+    assert exit_info.value.code == 2
+    assert f"--device {device} was asked for but is not available" in capsys.readouterr().err
+
+
+# Saving
+
+
+def test_unwritable_output_folder_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, stderr = cli(train.main, ["--out-dir", str(blocker / "models")], capsys)
+    assert code == 2
+    assert_one_line(stderr, "cannot write to", "--out-dir")
+    assert "epoch" not in capsys.readouterr().out
+
+
+def test_disk_full_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "mnist_model.pth"
+    target.write_bytes(b"previous model")
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(UserError, match="No space left on device.*previous file is unchanged"):
+        write_atomic(b"new model" * 1000, target)
+    assert target.read_bytes() == b"previous model"
+    assert [p.name for p in tmp_path.iterdir()] == ["mnist_model.pth"], "the temporary file was left behind"
+
+
+def test_diverging_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, data_dir):
+    previous = tmp_path / "mnist_model.pth"
+    previous.write_bytes(b"last good model")
+    result = subprocess.run(
+        [sys.executable, "train.py", "--lr", "1e12", "--epochs", "2", *QUICK, "--data-dir", str(data_dir),
+         "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert_one_line(result.stderr, "loss became nan at epoch 1, step", "--lr")
+    assert previous.read_bytes() == b"last good model"
+
+
+# Interrupting and resuming
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path, data_dir):
+    common = ["--epochs", "4", *QUICK, "--data-dir", str(data_dir)]
+    straight = train_process(*common, "--out-dir", str(tmp_path / "straight"))
+    assert straight.wait(timeout=120) == 0, straight.stderr.read()
+
+    interrupted = train_process(*common, "--out-dir", str(tmp_path / "resumed"))
+    for line in interrupted.stdout:
+        if line.startswith("epoch  1/4"):
+            interrupted.send_signal(signal.SIGINT)
+            break
+    output, errors = interrupted.communicate(timeout=120)
+    assert interrupted.returncode == 130, errors
+    resume_file = tmp_path / "resumed" / "resume.pth"
+    assert "saved" in output and "after epoch 0." not in output, "the interrupt must land after an epoch"
+    assert "Continue with: python train.py --resume" in output and resume_file.is_file()
+    assert not (tmp_path / "resumed" / "mnist_model.pth").exists(), "a half-trained model replaced the real one"
+
+    resumed = train_process("--resume", str(resume_file), "--device", "cpu", "--data-dir", str(data_dir),
+                            "--out-dir", str(tmp_path / "resumed"))  # fmt: skip
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+    expected = torch.load(tmp_path / "straight" / "mnist_model.pth", weights_only=True)["state_dict"]
+    actual = torch.load(tmp_path / "resumed" / "mnist_model.pth", weights_only=True)["state_dict"]
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
