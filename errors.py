@@ -6,6 +6,7 @@ Ctrl-C into exit code 130.
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -24,4 +25,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # the output went into a pipe that closed early, e.g. `| head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     sys.exit(code or 0)

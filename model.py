@@ -73,7 +73,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def layer_table(model: Net, image_size: int = 28) -> list[dict]:
-    """One row per convolution and pool: output shape, parameters and receptive field.
+    """One row per layer: output shape, parameters, multiply-accumulates per image, receptive field.
 
     The receptive field is computed from each layer's kernel, stride and padding, so the table
     always describes the model as built. The head's global average pool sees the whole image.
@@ -94,18 +94,20 @@ def layer_table(model: Net, image_size: int = 28) -> list[dict]:
                 channels = layer.out_channels
                 # A convolution's row also counts the BatchNorm that follows it.
                 params = count_parameters(layer) + count_parameters(model.features[index + 1])
+                macs = layer.weight.numel() * size * size
                 name = f"Conv {layer.in_channels}->{channels} 3x3 + BN + ReLU"
             else:
-                params, name = 0, "MaxPool 2x2"
-            rows.append(dict(layer=name, shape=(channels, size, size), params=params, rf=field))
-    rows.append(dict(layer="Global average pool", shape=(channels, 1, 1), params=0, rf=image_size))
+                params, macs, name = 0, 0, "MaxPool 2x2"
+            rows.append(dict(layer=name, shape=(channels, size, size), params=params, macs=macs, rf=field))
+    rows.append(dict(layer="Global average pool", shape=(channels, 1, 1), params=0, macs=0, rf=max(field, image_size)))
     linear = model.head[-1]
     rows.append(
         dict(
             layer=f"Dropout + Linear {linear.in_features}->10",
             shape=(10,),
             params=count_parameters(linear),
-            rf=image_size,
+            macs=linear.weight.numel(),
+            rf=max(field, image_size),
         )
     )
     return rows

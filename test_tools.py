@@ -1,7 +1,10 @@
-"""The after-training tools: evaluate.py, predict.py and export.py on the committed model."""
+"""The tools around training: evaluate.py, predict.py and export.py on the committed model, the
+benchmark, the multi-seed script, and the README's generated tables."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +112,36 @@ def test_committed_onnx_file_is_the_committed_model(mnist, model):
     difference, differing = export.max_difference((ROOT / "models" / "mnist_model.onnx").read_bytes(), model,
                                                   mnist.test_images[:500])  # fmt: skip
     assert difference < 1e-4 and differing == 0
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results(tmp_path):
+    result = run_script("benchmarks/bench_train.py", "--images", "512", "--repeats", "1", "--out", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "r.json").read_text())
+    for path in ("ours", "classic", "ours_data_only", "classic_data_only"):
+        assert results["paths"][path]["images_per_second"] > 0 and len(results["paths"][path]["repeats"]) == 1
+    assert results["speedup_vs_classic"] > 0 and results["training_flops_per_image"] > 1e6
+    assert 0 < results["peak_memory_mb_one_epoch"] < 24_000
+    assert "| path | images / s |" in (tmp_path / "r.md").read_text()
+
+
+def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
+    sweep = ["scripts/seeds.py", "--seeds", "3", "4", "--jobs", "2", "--runs", str(tmp_path / "runs"),
+             "--report", str(tmp_path / "seeds.json"), "--", "--epochs", "1", "--train-limit", "1500", "--device", "cpu"]  # fmt: skip
+    first = run_script(*sweep)
+    assert first.returncode == 0, first.stderr
+    entry = json.loads((tmp_path / "seeds.json").read_text())["default"]
+    assert [run["seed"] for run in entry["runs"]] == [3, 4]
+    assert set(entry["summary"]["test_acc"]) == {"mean", "std", "min", "max"}
+    assert "| **mean** |" in (tmp_path / "seeds.md").read_text()
+    again = run_script(*sweep)
+    assert again.stdout.count("already trained") == 2
+
+
+def test_readme_tables_match_the_committed_results():
+    result = run_script("scripts/render_readme.py", "--check")
+    assert result.returncode == 0, result.stdout

@@ -167,7 +167,9 @@ def train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch: i
                     f"loss became {losses[first].item()} at epoch {epoch}, step {first + 1}; "
                     f"try a lower --lr (now {args.lr}). Nothing was saved; earlier files are unchanged"
                 )
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
+            seen = min((step + 1) * args.batch_size, count)
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct.item() / seen:.2%}",
+                            lr=f"{scheduler.get_last_lr()[0]:.4f}")  # fmt: skip
             bar.update(step + 1 - bar.n)
     bar.close()
     return losses.mean().item(), correct.item() / count * 100
@@ -175,9 +177,12 @@ def train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch: i
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    resume = load_checkpoint(args.resume, ("resume",)) if args.resume else None
+    resume = load_checkpoint(args.resume, ("state_dict", "resume")) if args.resume else None
     if resume:
-        vars(args).update(resume["resume"]["recipe"])
+        try:
+            vars(args).update({key: resume["resume"]["recipe"][key] for key in RECIPE})
+        except (KeyError, TypeError):
+            raise UserError(f"{args.resume} is not a resume checkpoint written by train.py (no recipe)") from None
         print(f"resuming {args.resume} at epoch {resume['resume']['epoch'] + 1} of {args.epochs}")
     if args.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -197,10 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     start_epoch = 0
     if resume:
         load_weights(model, resume["state_dict"], args.resume)
-        optimizer.load_state_dict(resume["resume"]["optimizer"])
-        scheduler.load_state_dict(resume["resume"]["scheduler"])
-        set_rng_states(resume["resume"]["rng"], generator)
-        history, start_epoch = resume["resume"]["history"], resume["resume"]["epoch"]
+        try:
+            optimizer.load_state_dict(resume["resume"]["optimizer"])
+            scheduler.load_state_dict(resume["resume"]["scheduler"])
+            set_rng_states(resume["resume"]["rng"], generator)
+            history, start_epoch = resume["resume"]["history"], resume["resume"]["epoch"]
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise UserError(f"{args.resume} is a damaged resume checkpoint; start again without --resume") from None
 
     def snapshot(epoch: int) -> dict:
         """Everything needed to continue after `epoch` completed epochs."""

@@ -7,7 +7,7 @@ Both paths train the same model with the same optimizer, batch size and number o
 process, on the same threads:
   ours     train.train_one_epoch: images held as tensors, batched affine augmentation
   classic  torchvision.datasets.MNIST + RandomAffine + ToTensor + Normalize per image, DataLoader(2 workers)
-Each path runs once to warm up, then --repeats times; the medians are reported. The results go to
+and each data path alone (batches produced, no model), to show where the remaining time goes. Each path runs once to warm up, then --repeats times; the medians are reported. The results go to
 benchmarks/results.json and benchmarks/results.md.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 from checkpoint import write_atomic  # noqa: E402
-from data import MEAN, STD, MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir  # noqa: E402
+from data import MEAN, STD, MnistTensors, augment, ensure_downloaded, load_mnist, resolve_data_dir, shuffled_batches  # noqa: E402
 from errors import run_cli  # noqa: E402
 from model import Net, count_parameters  # noqa: E402
 from train import machine_name, make_optimizer, parse_args, train_one_epoch  # noqa: E402
@@ -54,21 +54,25 @@ def time_ours(data: MnistTensors, args: argparse.Namespace, images: int) -> floa
     return time.perf_counter() - start
 
 
-def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float:
-    """Seconds for `images` training images through the usual per-image transform + DataLoader."""
+def classic_loader(data_dir: Path, batch_size: int) -> DataLoader:
+    """The usual pipeline: PIL images, per-image RandomAffine + ToTensor + Normalize, 2 workers."""
     transform = transforms.Compose([
         transforms.RandomAffine(degrees=10, translate=(2 / 28, 2 / 28), scale=(0.9, 1.1)),
         transforms.ToTensor(),
         transforms.Normalize((MEAN,), (STD,)),
     ])  # fmt: skip
     dataset = torchvision.datasets.MNIST(str(data_dir), train=True, transform=transform)
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=2)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=2)
+
+
+def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float:
+    """Seconds for `images` training images through the classic pipeline and the same training step."""
     model = Net(args.model, args.dropout)
     steps = -(-images // args.batch_size)
     optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=steps)
     model.train()
     start = time.perf_counter()
-    for step, (batch, labels) in enumerate(loader):
+    for step, (batch, labels) in enumerate(classic_loader(data_dir, args.batch_size)):
         if step == steps:
             break
         loss = F.cross_entropy(model(batch), labels, label_smoothing=args.label_smoothing)
@@ -76,6 +80,25 @@ def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float
         loss.backward()
         optimizer.step()
         scheduler.step()
+    return time.perf_counter() - start
+
+
+def time_ours_data_only(data: MnistTensors, batch_size: int, images: int) -> float:
+    """Seconds to produce `images` augmented training images as batches, without the model."""
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    for index in shuffled_batches(images, batch_size, generator):
+        augment(data.train_images[index], generator)
+    return time.perf_counter() - start
+
+
+def time_classic_data_only(data_dir: Path, batch_size: int, images: int) -> float:
+    """Seconds for the classic DataLoader to deliver `images` augmented images, without the model."""
+    steps = -(-images // batch_size)
+    start = time.perf_counter()
+    for step, _ in enumerate(classic_loader(data_dir, batch_size)):
+        if step + 1 == steps:
+            break
     return time.perf_counter() - start
 
 
@@ -122,12 +145,17 @@ def main() -> int:
             test_accuracy=metrics["meta"]["test_accuracy"], peak_memory_mb=full_peak_mb,
         )  # fmt: skip
 
-    timings: dict[str, list[float]] = {"ours": [], "classic": []}
+    timers = {
+        "ours": lambda: time_ours(data, args, options.images),
+        "classic": lambda: time_classic(data_dir, args, options.images),
+        "ours_data_only": lambda: time_ours_data_only(data, args.batch_size, options.images),
+        "classic_data_only": lambda: time_classic_data_only(data_dir, args.batch_size, options.images),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in timers}
     for repeat in range(options.repeats + 1):  # repeat 0 is the warm-up
-        for name, timer in (("ours", lambda: time_ours(data, args, options.images)),
-                            ("classic", lambda: time_classic(data_dir, args, options.images))):  # fmt: skip
+        for name, timer in timers.items():
             seconds = timer()
-            print(f"{name:8s} {'warm-up' if repeat == 0 else f'repeat {repeat}'}: {seconds:6.2f} s", flush=True)
+            print(f"{name:18s} {'warm-up' if repeat == 0 else f'repeat {repeat}'}: {seconds:6.2f} s", flush=True)
             if repeat:
                 timings[name].append(seconds)
 
@@ -145,6 +173,7 @@ def main() -> int:
         model=dict(preset=args.model, params=count_parameters(Net(args.model))),
         batch_size=args.batch_size, images_per_repeat=options.images, paths=paths,
         speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours"]["median_seconds"],
+        data_path_speedup=paths["classic_data_only"]["median_seconds"] / paths["ours_data_only"]["median_seconds"],
         speedup_vs_typical_script=TYPICAL_SECONDS_PER_EPOCH / paths["ours"]["seconds_per_epoch"],
         training_flops_per_image=flops,
         gflops_per_second=flops * paths["ours"]["images_per_second"] / 1e9,
@@ -160,18 +189,23 @@ def main() -> int:
 
 def markdown(results: dict) -> str:
     ours, classic, machine = results["paths"]["ours"], results["paths"]["classic"], results["machine"]
+    ours_data, classic_data = results["paths"]["ours_data_only"], results["paths"]["classic_data_only"]
     lines = [
         f"Measured on {machine['cpu']}, {machine['cores']} threads, torch {machine['torch']}; "
         f"{results['model']['preset']} model ({results['model']['params']:,} parameters), batch "
         f"{results['batch_size']}, median of {len(ours['repeats'])} repeats of {results['images_per_repeat']:,} "
         "images after a warm-up.",
         "",
-        "| training path | images / s | seconds / epoch (55,000 images) | speed-up |",
+        "| path | images / s | seconds / epoch (55,000 images) | speed-up |",
         "|---|---:|---:|---:|",
         f"| ours: tensors on the device, batched augmentation | {ours['images_per_second']:,.0f} "
         f"| {ours['seconds_per_epoch']:.1f} | **{results['speedup_vs_classic']:.1f}x** |",
         f"| classic: per-image RandomAffine + DataLoader (2 workers) | {classic['images_per_second']:,.0f} "
         f"| {classic['seconds_per_epoch']:.1f} | 1.0x |",
+        f"| ours, data only (shuffle + augment, no model) | {ours_data['images_per_second']:,.0f} "
+        f"| {ours_data['seconds_per_epoch']:.2f} | **{results['data_path_speedup']:.0f}x** |",
+        f"| classic, data only (DataLoader, no model) | {classic_data['images_per_second']:,.0f} "
+        f"| {classic_data['seconds_per_epoch']:.2f} | 1.0x |",
         "",
         f"- {results['training_flops_per_image'] / 1e6:.1f} MFLOP per training image (forward + backward), "
         f"{results['gflops_per_second']:.1f} GFLOP/s achieved by our path",

@@ -113,13 +113,15 @@ def architecture() -> str:
     for preset, spec in PRESETS.items():
         model = Net(preset)
         parts += [
-            f"**{preset}** (`{spec}`, {count_parameters(model):,} parameters)", "",
-            "| layer | output shape | parameters | receptive field |", "|---|---|---:|---:|",
+            f"**{preset}** (`{spec}`)", "",
+            "| layer | output shape | parameters | MACs per image | receptive field |", "|---|---|---:|---:|---:|",
         ]  # fmt: skip
-        for row in layer_table(model):
+        rows = layer_table(model)
+        for row in rows:
             shape = "x".join(map(str, row["shape"]))
-            parts.append(f"| {row['layer']} | {shape} | {row['params']:,} | {row['rf']} |")
-        parts.append("")
+            parts.append(f"| {row['layer']} | {shape} | {row['params']:,} | {row['macs']:,} | {row['rf']} |")
+        total = sum(row["macs"] for row in rows)
+        parts += [f"| **total** | | **{count_parameters(model):,}** | **{total:,}** | |", ""]
     return "\n".join(parts).rstrip()
 
 
