@@ -11,6 +11,7 @@ import argparse
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,10 @@ def load_checkpoint(path: Path, required: tuple[str, ...] = ("state_dict", "meta
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; train one with: python train.py")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        # Damaged files can make torch warn before failing; the error below says all the user needs.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         raise UserError(
             f"{path} is not a readable checkpoint (truncated, damaged or not a PyTorch file); "
