@@ -23,17 +23,20 @@ from model import Net, parse_spec
 
 def write_atomic(data: bytes, path: Path) -> None:
     """Write `data` to `path` via a temporary file and `os.replace`; the old file survives a failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
     except OSError as error:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"could not write {path} ({error.strerror}); the previous file is unchanged") from None
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        reason = error.strerror or error
+        raise UserError(f"could not write {path} ({reason}); the previous file is unchanged") from None
 
 
 def save_atomic(obj: Any, path: Path) -> None:

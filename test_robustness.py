@@ -191,6 +191,14 @@ def test_unwritable_output_folder_is_refused_before_training(tmp_path, capsys):
     assert "epoch" not in capsys.readouterr().out
 
 
+def test_unwritable_report_folder_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, stderr = cli(evaluate.main, ["--out", str(blocker / "reports")], capsys)
+    assert code == 2
+    assert_one_line(stderr, "could not write", str(blocker / "reports"))
+
+
 def test_disk_full_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "mnist_model.pth"
     target.write_bytes(b"previous model")

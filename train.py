@@ -105,7 +105,6 @@ def machine_name(device: torch.device) -> str:
 def check_writable(folder: Path) -> None:
     """Fail before training, not after it, if results cannot be saved."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         write_atomic(b"", folder / ".write-test")
         (folder / ".write-test").unlink()
     except (OSError, UserError):
