@@ -131,6 +131,7 @@ def rng_states(generator: torch.Generator) -> dict:
 
 
 def set_rng_states(states: dict, generator: torch.Generator) -> None:
+    """Restore what `rng_states` saved."""
     torch.set_rng_state(states["torch"])
     generator.set_state(states["data"])
     if "cuda" in states and torch.cuda.is_available():
@@ -180,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     if resume:
         try:
             vars(args).update({key: resume["resume"]["recipe"][key] for key in RECIPE})
+            next_epoch = resume["resume"]["epoch"] + 1
         except (KeyError, TypeError):
             raise UserError(f"{args.resume} is not a resume checkpoint written by train.py (no recipe)") from None
-        print(f"resuming {args.resume} at epoch {resume['resume']['epoch'] + 1} of {args.epochs}")
+        print(f"resuming {args.resume} at epoch {next_epoch} of {args.epochs}")
     if args.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -190,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     data = load_mnist(resolve_data_dir(args.data_dir), args.device, args.train_limit)
 
+    # torchsummary runs a forward pass in train mode on random input: show a throwaway copy.
     summary(Net(args.model, args.dropout), (1, 28, 28), device="cpu")
     torch.manual_seed(args.seed)
     generator = torch.Generator(args.device).manual_seed(args.seed)
