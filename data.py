@@ -6,6 +6,7 @@ pushing every image through PIL transforms in a DataLoader.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from dataclasses import dataclass
@@ -57,6 +58,17 @@ def ensure_downloaded(data_dir: Path, download: bool = True) -> None:
         reasons = [line.strip() for line in str(error).splitlines() if line.strip() not in ("", ")")]
         reason = reasons[-1] if reasons else type(error).__name__
         raise UserError(f"{hint}, or connect to the internet to download it (download failed: {reason})") from None
+
+
+def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """The --data-dir flag shared by train.py, evaluate.py and export.py."""
+    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
+
+
+def load_test_split(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 10,000 test images (uint8) and labels, downloading MNIST first if allowed and needed."""
+    ensure_downloaded(data_dir)
+    return read_split(data_dir, train=False)
 
 
 def read_split(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

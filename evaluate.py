@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from checkpoint import add_model_arguments, load_model, write_atomic
-from data import ensure_downloaded, normalize, read_split, resolve_data_dir
+from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from errors import run_cli
 from plots import confusion_matrix, misclassified_grid
 
@@ -60,22 +60,20 @@ def matrix_text(matrix: torch.Tensor) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
-    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
+    add_data_dir_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("reports"), help="folder for the report files (default: reports/)")
     args = parser.parse_args(argv)
 
     model, meta = load_model(args.checkpoint, args.model)
-    data_dir = resolve_data_dir(args.data_dir)
-    ensure_downloaded(data_dir)
-    raw_images, labels = read_split(data_dir, train=False)
-    images = normalize(raw_images)
-    confidence, predicted = predict(model, images).exp().max(1)
+    raw_images, labels = load_test_split(resolve_data_dir(args.data_dir))
+    confidence, predicted = predict(model, normalize(raw_images)).exp().max(1)
     matrix = confusion(labels, predicted)
-    accuracy = matrix.trace().item() * 100 / len(labels)
+    correct = matrix.trace().item()
+    accuracy = correct * 100 / len(labels)
     classes = class_report(matrix)
 
     print(f"{args.checkpoint}: {meta['model']} model, {meta['params']:,} parameters")
-    print(f"test accuracy: {accuracy:.2f}% ({matrix.trace().item():,} of {len(labels):,})\n")
+    print(f"test accuracy: {accuracy:.2f}% ({correct:,} of {len(labels):,})\n")
     print("digit  support  accuracy/recall  precision")
     for row in classes:
         print(f"{row['digit']:>5}  {row['support']:>7}  {row['recall']:>14.2f}%  {row['precision']:>8.2f}%")
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     wrong = (predicted != labels).nonzero().squeeze(1)
     wrong = wrong[confidence[wrong].argsort(descending=True)][:60]  # the most confident mistakes first
     results = dict(checkpoint=str(args.checkpoint), test_accuracy=accuracy, per_class=classes,
-                   confusion_matrix=matrix.tolist(), misclassified=len(labels) - matrix.trace().item())  # fmt: skip
+                   confusion_matrix=matrix.tolist(), misclassified=len(labels) - correct)  # fmt: skip
     write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out / "evaluation.json")
     write_atomic((matrix_text(matrix) + "\n").encode(), args.out / "confusion_matrix.txt")
     confusion_matrix(matrix, args.out / "confusion_matrix.png")

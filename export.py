@@ -16,7 +16,7 @@ import onnxruntime
 import torch
 
 from checkpoint import add_model_arguments, load_model, write_atomic
-from data import ensure_downloaded, normalize, read_split, resolve_data_dir
+from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from errors import UserError, run_cli
 from evaluate import predict
 
@@ -44,15 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     parser.add_argument("--output", type=Path, default=None, help="ONNX file (default: the checkpoint's name, .onnx)")
-    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
+    add_data_dir_argument(parser)
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed output difference")
     args = parser.parse_args(argv)
     output = args.output or args.checkpoint.with_suffix(".onnx")
 
     model, meta = load_model(args.checkpoint, args.model)
-    data_dir = resolve_data_dir(args.data_dir)
-    ensure_downloaded(data_dir)
-    images = normalize(read_split(data_dir, train=False)[0][:1000])
+    images = normalize(load_test_split(resolve_data_dir(args.data_dir))[0][:1000])
     try:
         onnx_bytes = export_onnx(model)
     except Exception as error:

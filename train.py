@@ -25,7 +25,7 @@ from torchsummary import summary
 from tqdm import tqdm
 
 from checkpoint import load_checkpoint, load_weights, model_spec, save_atomic, write_atomic
-from data import augment, load_mnist, resolve_data_dir, shuffled_batches
+from data import add_data_dir_argument, augment, load_mnist, resolve_data_dir, shuffled_batches
 from errors import UserError, run_cli
 from evaluate import evaluate
 from model import PRESETS, Net, count_parameters, parse_spec
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--train-limit", type=positive(int), default=None, help="use only this many training images (quick checks)")
     add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
         help="auto picks CUDA, then MPS, then CPU (default: auto)")  # fmt: skip
-    add("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
+    add_data_dir_argument(parser)
     add("--out-dir", type=Path, default=Path("models"), help="where the model and metrics go (default: models/)")
     add("--resume", type=Path, default=None, help="continue an interrupted run from its resume checkpoint")
     args = parser.parse_args(argv)

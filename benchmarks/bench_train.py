@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 from checkpoint import write_atomic  # noqa: E402
-from data import MEAN, STD, MnistTensors, augment, ensure_downloaded, load_mnist, resolve_data_dir, shuffled_batches  # noqa: E402
+from data import MEAN, STD, MnistTensors, augment, load_mnist, resolve_data_dir, shuffled_batches  # noqa: E402
 from errors import run_cli  # noqa: E402
 from model import Net, count_parameters  # noqa: E402
 from train import machine_name, make_optimizer, parse_args, train_one_epoch  # noqa: E402
@@ -132,8 +132,7 @@ def main() -> int:
     options = parser.parse_args()
     args = parse_args(["--device", "cpu"])  # train.py's defaults: the same recipe as a real run
     data_dir = resolve_data_dir(None)
-    ensure_downloaded(data_dir)
-    data = load_mnist(data_dir, torch.device("cpu"))
+    data = load_mnist(data_dir, torch.device("cpu"))  # downloads first if needed
 
     # Whole train.py runs first: RUSAGE_CHILDREN would otherwise also count the DataLoader's workers.
     _, peak_mb, _ = run_train(["--epochs", "1", "--device", "cpu"])

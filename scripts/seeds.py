@@ -34,7 +34,8 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     out = args.runs / args.name / f"seed-{seed}"
     metrics_path = out / "metrics.json"
     command = [sys.executable, str(ROOT / "train.py"), "--seed", str(seed), "--out-dir", str(out), *args.train_args]
-    if metrics_path.is_file() and json.loads(metrics_path.read_text()).get("command") == command[2:]:
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    if metrics.get("command") == command[2:]:
         print(f"[{args.name}] seed {seed}: already trained, reading {metrics_path}")
     else:
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -48,7 +49,6 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
         metrics = json.loads(metrics_path.read_text())
         metrics["command"] = command[2:]
         write_atomic((json.dumps(metrics, indent=2) + "\n").encode(), metrics_path)
-    metrics = json.loads(metrics_path.read_text())
     meta, history = metrics["meta"], metrics["history"]
     first = next((h["epoch"] for h in history if h["test_acc"] >= TARGET), None)
     return dict(
