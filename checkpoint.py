@@ -5,6 +5,7 @@ when complete, so an interrupted or failed save never leaves a broken file behin
 `weights_only=True`, which refuses to unpickle arbitrary objects, and turns every way a file can be
 wrong into one clear `UserError`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,8 @@ from typing import Any
 import torch
 
 from errors import UserError
-from model import Net, parse_spec
+from flags import model_spec
+from model import Net
 
 
 def write_atomic(data: bytes, path: Path) -> None:
@@ -95,23 +97,16 @@ def load_model(path: Path, spec: str | None = None) -> tuple[Net, dict]:
     try:
         model = Net(spec or meta.get("spec") or meta.get("model", "default"))
     except (ValueError, TypeError):
-        raise UserError(f"{path} records an unknown architecture ({meta.get('spec')!r}); retrain with: python train.py") from None
+        raise UserError(
+            f"{path} records an unknown architecture ({meta.get('spec')!r}); retrain with: python train.py"
+        ) from None
     load_weights(model, checkpoint["state_dict"], path)
     return model.eval(), meta
 
 
-def model_spec(text: str) -> str:
-    """argparse type: a preset name or a layer spec that model.py accepts."""
-    try:
-        parse_spec(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The --checkpoint and --model flags shared by evaluate.py, predict.py and export.py."""
-    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"),
-                        help="trained model (default: models/mnist_model.pth)")  # fmt: skip
-    parser.add_argument("--model", type=model_spec, default=None,
-                        help="architecture to insist on, a preset or layer spec (default: what the checkpoint records)")  # fmt: skip
+    add = parser.add_argument
+    add("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="trained model (default: %(default)s)")
+    add("--model", type=model_spec, default=None,
+        help="architecture to insist on, a preset or layer spec (default: what the checkpoint records)")  # fmt: skip

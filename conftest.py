@@ -1,12 +1,22 @@
 """Fixtures shared by the test files: the MNIST folder and the data set loaded once."""
+
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 import torch
 
 from data import MnistTensors, load_mnist, resolve_data_dir
+
+
+def pytest_report_header() -> str:
+    """Say which device the tests saw, so a CI log on macOS shows whether MPS was there."""
+    from train import pick_device
+
+    auto = pick_device("auto", argparse.ArgumentParser())
+    return f"device: train.py --device auto picks {auto} here (the tests that train pass --device cpu)"
 
 
 @pytest.fixture(scope="session")

@@ -4,24 +4,24 @@ The whole data set is 55 MB as uint8, so it lives on the device, normalized once
 shuffles indices and augments whole batches with one `affine_grid`/`grid_sample` call, instead of
 pushing every image through PIL transforms in a DataLoader.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-from torchvision.datasets import MNIST
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from errors import UserError
 
 MEAN, STD = 0.1307, 0.3081
 VAL_SIZE = 5_000
+TRAIN_SIZE = 60_000 - VAL_SIZE
 # The validation split is the same for every training seed, so validation numbers compare across seeds.
 SPLIT_SEED = 12345
 FILES = {
@@ -51,6 +51,8 @@ def ensure_downloaded(data_dir: Path, download: bool = True) -> None:
     )
     if not download:
         raise UserError(hint)
+    from torchvision.datasets import MNIST  # torchvision takes a second to import: only when it is used
+
     try:
         MNIST(str(data_dir), train=True, download=True)
     except Exception as error:  # no network, a proxy refusing, a read-only folder...
@@ -62,7 +64,9 @@ def ensure_downloaded(data_dir: Path, download: bool = True) -> None:
 
 def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
     """The --data-dir flag shared by train.py, evaluate.py and export.py."""
-    parser.add_argument("--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
+    parser.add_argument(
+        "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)"
+    )
 
 
 def load_test_split(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,6 +77,8 @@ def load_test_split(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def read_split(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split's raw files as (uint8 images (N, 28, 28), int64 labels (N,)), checking both."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
     image_name, label_name, count = FILES[train]
     raw = _raw_folder(data_dir)
     tensors = []
@@ -138,12 +144,16 @@ def load_mnist(
     )
 
 
-def shuffled_batches(
-    count: int, batch_size: int, generator: torch.Generator
-) -> Iterator[torch.Tensor]:
+def batches_per_epoch(count: int, batch_size: int) -> int:
+    """Steps in one epoch of `count` images; a last batch of a single image is dropped, since BatchNorm
+    cannot train on one image whose feature map has shrunk to 1x1."""
+    return count // batch_size + (count % batch_size > 1)
+
+
+def shuffled_batches(count: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Index tensors covering a random permutation of `range(count)`; the last may be short."""
     order = torch.randperm(count, generator=generator, device=generator.device)
-    yield from order.split(batch_size)
+    yield from order.split(batch_size)[: batches_per_epoch(count, batch_size)]
 
 
 def augment(
@@ -169,4 +179,3 @@ def augment(
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     # MNIST's border pixels are background, so repeating them fills the exposed corners correctly.
     return F.grid_sample(images, grid, padding_mode="border", align_corners=False)
-

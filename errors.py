@@ -4,11 +4,12 @@ Scripts raise `UserError` for bad input (missing data, a damaged file, a wrong c
 `run_cli` turns it into a single line on stderr and exit code 2, instead of a traceback, and
 Ctrl-C into exit code 130.
 """
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class UserError(Exception):

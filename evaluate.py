@@ -5,6 +5,7 @@
 Prints test accuracy, per-class accuracy, precision and recall, and the confusion matrix; writes
 evaluation.json, confusion_matrix.txt, confusion_matrix.png and misclassified.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,6 @@ import torch.nn.functional as F
 from checkpoint import add_model_arguments, load_model, write_atomic
 from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from errors import run_cli
-from plots import confusion_matrix, misclassified_grid
 
 
 @torch.inference_mode()
@@ -46,7 +46,11 @@ def class_report(matrix: torch.Tensor) -> list[dict]:
     """Per digit: support, accuracy (= recall) and precision, in percent."""
     rows = []
     for digit in range(10):
-        hits, support, predicted = matrix[digit, digit].item(), matrix[digit].sum().item(), matrix[:, digit].sum().item()
+        hits, support, predicted = (
+            matrix[digit, digit].item(),
+            matrix[digit].sum().item(),
+            matrix[:, digit].sum().item(),
+        )
         rows.append(dict(digit=digit, support=support, recall=100 * hits / support,
                          precision=100 * hits / predicted if predicted else 0.0))  # fmt: skip
     return rows
@@ -54,15 +58,20 @@ def class_report(matrix: torch.Tensor) -> list[dict]:
 
 def matrix_text(matrix: torch.Tensor) -> str:
     header = "true\\pred" + "".join(f"{digit:>6}" for digit in range(10))
-    return "\n".join([header] + [f"{digit:>9}" + "".join(f"{int(n):>6}" for n in row) for digit, row in enumerate(matrix)])
+    return "\n".join(
+        [header] + [f"{digit:>9}" + "".join(f"{int(n):>6}" for n in row) for digit, row in enumerate(matrix)]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     add_data_dir_argument(parser)
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="folder for the report files (default: reports/)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports"), help="folder for the report files (default: reports/)"
+    )
     args = parser.parse_args(argv)
+    from plots import confusion_matrix, misclassified_grid  # matplotlib: only once there is something to draw
 
     model, meta = load_model(args.checkpoint, args.model)
     raw_images, labels = load_test_split(resolve_data_dir(args.data_dir))

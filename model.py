@@ -5,12 +5,14 @@ many output channels (followed by BatchNorm and ReLU), "M" is a 2x2 max-pool. A 
 pool, dropout and one linear layer form the head. Only the first two convolutions run at
 full 28x28 resolution and they are narrow; that keeps the arithmetic, and so CPU training time, small.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+IMAGE_SIZE = 28
 PRESETS: dict[str, str] = {
     "default": "8,8,M,12,14,M,16,16",
     "tiny": "4,6,M,8,10,M,10,12",
@@ -34,7 +36,33 @@ def parse_spec(spec: str) -> list[int | str]:
             )
     if not any(isinstance(layer, int) for layer in layers):
         raise ValueError(f"bad model spec {spec!r}: it needs at least one convolution")
+    size = IMAGE_SIZE
+    for pool in range(1, layers.count("M") + 1):
+        if size < 2:
+            raise ValueError(
+                f"bad model spec {spec!r}: max-pool {pool} would shrink the {size}x{size} feature map below 1x1; "
+                f"a 28x28 image allows at most {pool - 1} pools"
+            )
+        size //= 2
     return layers
+
+
+def training_memory_bytes(layers: list[int | str], batch_size: int) -> int:
+    """A lower bound on the memory (float32 bytes) that training `layers` at `batch_size` needs.
+
+    Computed from the spec alone, before any tensor is allocated: each convolution keeps its output and its
+    BatchNorm's output for the backward pass, each pool its output; weights have a gradient and momentum.
+    """
+    channels, size, params, floats_per_image = 1, IMAGE_SIZE, 0, 0
+    for item in layers:
+        if item == "M":
+            size //= 2
+            floats_per_image += channels * size * size
+        else:
+            params += 9 * channels * item + 2 * item
+            channels = item
+            floats_per_image += 2 * channels * size * size
+    return 4 * (3 * params + batch_size * floats_per_image)
 
 
 class Net(nn.Module):

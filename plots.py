@@ -1,4 +1,5 @@
 """The pictures: training curves, confusion matrix, and a grid of misclassified digits."""
+
 from __future__ import annotations
 
 import io
@@ -7,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from checkpoint import write_atomic  # noqa: E402
+from checkpoint import write_atomic
 
 
 def _save(figure: plt.Figure, path: Path) -> None:

@@ -7,6 +7,7 @@ converted the way MNIST was made: greyscale, white digit on black, the digit sca
 box and placed in a 28x28 image so that its centre of mass is at the centre. A file that cannot be
 read gets one error line; the others are still predicted, and the exit code is 2 if any failed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from checkpoint import add_model_arguments, load_model
 from data import MEAN, STD
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
     add_model_arguments(parser)
-    parser.add_argument("--top-k", type=int, default=1, choices=range(1, 11), metavar="K", help="show the K likeliest digits")
+    parser.add_argument(
+        "--top-k", type=int, default=1, choices=range(1, 11), metavar="K", help="show the K likeliest digits"
+    )
     args = parser.parse_args(argv)
     model, _ = load_model(args.checkpoint, args.model)
     files = expand(args.images)
@@ -109,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         probabilities = predict(model, image.unsqueeze(0))[0].exp()
         top = probabilities.topk(args.top_k)
-        guesses = ", ".join(f"{digit} ({p:.1%})" for p, digit in zip(top.values.tolist(), top.indices.tolist()))
+        guesses = ", ".join(
+            f"{digit} ({p:.1%})" for p, digit in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        )
         print(f"{path}: {guesses}")
     return 2 if failed else 0
 

@@ -2,6 +2,7 @@
 
 Data tests read MNIST from $MNIST_DATA_DIR (default data/); see conftest.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -134,7 +135,11 @@ def test_short_training_run_saves_a_loadable_model(tmp_path, data_dir):
 
 def test_missing_data_is_one_clear_line(tmp_path):
     # A proxy that refuses connections stands in for "no network", so the test never downloads.
-    env = {"MNIST_DATA_DIR": str(tmp_path / "nowhere"), "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    env = {
+        "MNIST_DATA_DIR": str(tmp_path / "nowhere"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+    }
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--out-dir", str(tmp_path / "out")],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env},

@@ -1,10 +1,10 @@
 """Bad input never crashes with a traceback and never loses work: one test per row of the
 README's troubleshooting table."""
+
 from __future__ import annotations
 
 import errno
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -70,8 +70,8 @@ def test_damaged_mnist_file_is_named(tmp_path, data_dir):
     shutil.copytree(data_dir / "MNIST" / "raw", tmp_path / "MNIST" / "raw")
     damaged = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
     damaged.write_bytes(damaged.read_bytes()[:1_000_000])
-    result = subprocess.run([sys.executable, "train.py", "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")],
-                            cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    command = [sys.executable, "train.py", "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert_one_line(result.stderr, str(damaged), "damaged")
 
@@ -159,6 +159,15 @@ def test_resume_refuses_a_model_checkpoint(tmp_path, capsys):
         (["--epochs", "0"], "--epochs"), (["--epochs", "-3"], "--epochs"), (["--batch-size", "0"], "--batch-size"),
         (["--lr", "0"], "--lr"), (["--lr", "-0.1"], "--lr"), (["--lr", "nan"], "--lr"), (["--lr", "fast"], "--lr"),
         (["--device", "tpu"], "--device"), (["--model", "8,X"], "--model"),
+        (["--momentum", "-1"], "--momentum: must be at least 0 and below 1"),
+        (["--weight-decay", "-5"], "--weight-decay: must be at least 0"),
+        (["--dropout", "1.5"], "--dropout: must be at least 0 and below 1"),
+        (["--label-smoothing", "2"], "--label-smoothing: must be at least 0 and below 1"),
+        (["--model", "8,M,M,M,M,M,8"], "max-pool 5 would shrink the 1x1 feature map below 1x1"),
+        (["--model", "999999"], "GiB to train at batch size 256"),
+        (["--batch-size", "100000", "--train-limit", "500"], "--batch-size 100000 is larger than the 500 training"),
+        (["--batch-size", "1"], "--batch-size: must be at least 2"),
+        (["--seed", "-1"], "--seed"),
     ],
 )  # fmt: skip
 def test_bad_flag_is_a_usage_error_before_anything_starts(flags, message, tmp_path, capsys):

@@ -1,5 +1,6 @@
 """The tools around training: evaluate.py, predict.py and export.py on the committed model, the
 benchmark, the multi-seed script, and the README's generated tables."""
+
 from __future__ import annotations
 
 import json
@@ -119,7 +120,9 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results(tmp_path):
-    result = run_script("benchmarks/bench_train.py", "--images", "512", "--repeats", "1", "--out", str(tmp_path / "r.json"))
+    result = run_script(
+        "benchmarks/bench_train.py", "--images", "512", "--repeats", "1", "--out", str(tmp_path / "r.json")
+    )
     assert result.returncode == 0, result.stderr
     results = json.loads((tmp_path / "r.json").read_text())
     for path in ("ours", "classic", "ours_data_only", "classic_data_only"):
@@ -131,7 +134,8 @@ def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results(tmp_path
 
 def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
     sweep = ["scripts/seeds.py", "--seeds", "3", "4", "--jobs", "2", "--runs", str(tmp_path / "runs"),
-             "--report", str(tmp_path / "seeds.json"), "--", "--epochs", "1", "--train-limit", "1500", "--device", "cpu"]  # fmt: skip
+             "--report", str(tmp_path / "seeds.json"),
+             "--", "--epochs", "1", "--train-limit", "1500", "--device", "cpu"]  # fmt: skip
     first = run_script(*sweep)
     assert first.returncode == 0, first.stderr
     entry = json.loads((tmp_path / "seeds.json").read_text())["default"]

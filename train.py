@@ -6,6 +6,7 @@
 Model choice and hyperparameters are made on a 5,000-image validation split carved from the
 training set; the test set is only reported. The saved model is the final-epoch model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,16 +21,22 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision
-from torchsummary import summary
 from tqdm import tqdm
 
-from checkpoint import load_checkpoint, load_weights, model_spec, save_atomic, write_atomic
-from data import add_data_dir_argument, augment, load_mnist, resolve_data_dir, shuffled_batches
+from checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
+from data import (
+    TRAIN_SIZE,
+    add_data_dir_argument,
+    augment,
+    batches_per_epoch,
+    load_mnist,
+    resolve_data_dir,
+    shuffled_batches,
+)
 from errors import UserError, run_cli
 from evaluate import evaluate
+from flags import check_fits, fraction, model_spec, number, positive_float, positive_int, seed
 from model import PRESETS, Net, count_parameters, parse_spec
-from plots import training_curves
 
 # Everything that decides what training produces; stored in the checkpoint and restored by --resume.
 RECIPE = (
@@ -38,38 +45,25 @@ RECIPE = (
 )  # fmt: skip
 
 
-def positive(kind: type):
-    """argparse type: a number of `kind` greater than zero."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0 or not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    return parse
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add = parser.add_argument
-    add("--epochs", type=positive(int), default=20, help="training epochs (default: 20)")
-    add("--batch-size", type=positive(int), default=256, help="images per step (default: 256)")
-    add("--lr", type=positive(float), default=0.4, help="peak learning rate of OneCycleLR (default: 0.4)")
-    add("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    add("--weight-decay", type=float, default=5e-4, help="SGD weight decay (default: 5e-4)")
-    add("--label-smoothing", type=float, default=0.1, help="label smoothing (default: 0.1)")
-    add("--dropout", type=float, default=0.05, help="dropout before the linear layer (default: 0.05)")
+    add("--epochs", type=positive_int, default=20, help="training epochs (default: 20)")
+    add("--batch-size", type=number(int, at_least=2), default=256,
+        help="images per step; BatchNorm needs at least 2 (default: 256)")  # fmt: skip
+    add("--lr", type=positive_float, default=0.4, help="peak learning rate of OneCycleLR (default: 0.4)")
+    add("--momentum", type=fraction, default=0.9, help="SGD momentum (default: 0.9)")
+    add("--weight-decay", type=number(float, at_least=0), default=5e-4, help="SGD weight decay (default: 5e-4)")
+    add("--label-smoothing", type=fraction, default=0.1, help="label smoothing (default: 0.1)")
+    add("--dropout", type=fraction, default=0.05, help="dropout before the linear layer (default: 0.05)")
     add("--model", type=model_spec, default="default",
         help=f"preset ({', '.join(f'{k}: {v}' for k, v in PRESETS.items())}) or a layer spec "
         'such as "8,M,16,M,16" (default: default)')  # fmt: skip
     add("--no-augment", dest="augment", action="store_false", help="train without random affine augmentation")
-    add("--seed", type=int, default=1, help="random seed (default: 1)")
+    add("--seed", type=seed, default=1, help="random seed (default: 1)")
     add("--deterministic", action="store_true", help="bit-reproducible runs (same machine and threads)")
-    add("--train-limit", type=positive(int), default=None, help="use only this many training images (quick checks)")
+    add("--train-limit", type=number(int, at_least=2), default=None,
+        help="use only this many training images (quick checks)")  # fmt: skip
     add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
         help="auto picks CUDA, then MPS, then CPU (default: auto)")  # fmt: skip
     add_data_dir_argument(parser)
@@ -77,6 +71,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--resume", type=Path, default=None, help="continue an interrupted run from its resume checkpoint")
     args = parser.parse_args(argv)
     args.device = pick_device(args.device, parser)
+    train_size = min(args.train_limit or TRAIN_SIZE, TRAIN_SIZE)
+    if args.batch_size > train_size:
+        limit = " (--train-limit)" if args.train_limit else ""
+        parser.error(f"--batch-size {args.batch_size} is larger than the {train_size:,} training images{limit}, "
+                     f"so every epoch would be one step; use at most {train_size}")  # fmt: skip
+    try:
+        check_fits(args.model, args.batch_size, args.device)
+    except argparse.ArgumentTypeError as error:
+        parser.error(f"argument --model: {error}")
     return args
 
 
@@ -142,7 +145,7 @@ def train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch: i
     """One pass over the training images; returns mean loss and accuracy (%) on augmented batches."""
     model.train()
     count = len(data.train_labels)
-    steps = math.ceil(count / args.batch_size)
+    steps = batches_per_epoch(count, args.batch_size)
     losses = torch.zeros(steps, device=args.device)
     correct = torch.zeros((), device=args.device)
     bar = tqdm(total=steps, desc=f"epoch {epoch}/{args.epochs}", leave=False, disable=None)
@@ -172,7 +175,7 @@ def train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch: i
                             lr=f"{scheduler.get_last_lr()[0]:.4f}")  # fmt: skip
             bar.update(step + 1 - bar.n)
     bar.close()
-    return losses.mean().item(), correct.item() / count * 100
+    return losses.mean().item(), correct.item() / min(steps * args.batch_size, count) * 100
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     data = load_mnist(resolve_data_dir(args.data_dir), args.device, args.train_limit)
 
+    # Imported here, not at the top, so that --help and usage errors answer at the speed of `import torch`.
+    import torchvision
+    from torchsummary import summary
+
+    from plots import training_curves
+
     # torchsummary runs a forward pass in train mode on random input: show a throwaway copy.
     summary(Net(args.model, args.dropout), (1, 28, 28), device="cpu")
     torch.manual_seed(args.seed)
@@ -199,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     model = Net(args.model, args.dropout).to(args.device)
     params = count_parameters(model)
     print(f"model {args.model}: {params:,} trainable parameters, training on {args.device}")
-    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=math.ceil(len(data.train_labels) / args.batch_size))
+    optimizer, scheduler = make_optimizer(
+        model, args, steps_per_epoch=batches_per_epoch(len(data.train_labels), args.batch_size)
+    )
     history: list[dict] = []
     start_epoch = 0
     if resume:

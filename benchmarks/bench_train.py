@@ -7,15 +7,16 @@ Both paths train the same model with the same optimizer, batch size and number o
 process, on the same threads:
   ours     train.train_one_epoch: images held as tensors, batched affine augmentation
   classic  torchvision.datasets.MNIST + RandomAffine + ToTensor + Normalize per image, DataLoader(2 workers)
-and each data path alone (batches produced, no model), to show where the remaining time goes. Each path runs once to warm up, then --repeats times; the medians are reported. The results go to
+and each data path alone (batches produced, no model), to show where the remaining time goes.
+Each path runs once to warm up, then --repeats times; the medians are reported. The results go to
 benchmarks/results.json and benchmarks/results.md.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,8 +35,18 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 from checkpoint import write_atomic  # noqa: E402
-from data import MEAN, STD, MnistTensors, augment, load_mnist, resolve_data_dir, shuffled_batches  # noqa: E402
+from data import (  # noqa: E402
+    MEAN,
+    STD,
+    MnistTensors,
+    augment,
+    batches_per_epoch,
+    load_mnist,
+    resolve_data_dir,
+    shuffled_batches,
+)
 from errors import run_cli  # noqa: E402
+from flags import positive_int  # noqa: E402
 from model import Net, count_parameters  # noqa: E402
 from train import machine_name, make_optimizer, parse_args, train_one_epoch  # noqa: E402
 
@@ -47,7 +58,7 @@ def time_ours(data: MnistTensors, args: argparse.Namespace, images: int) -> floa
     """Seconds for `images` training images through train.train_one_epoch."""
     subset = MnistTensors(data.train_images[:images], data.train_labels[:images], *[None] * 4)
     model = Net(args.model, args.dropout)
-    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=-(-images // args.batch_size))
+    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=batches_per_epoch(images, args.batch_size))
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
     train_one_epoch(model, subset, optimizer, scheduler, generator, args, epoch=1)
@@ -111,22 +122,33 @@ def training_flops_per_image(args: argparse.Namespace) -> float:
     return counter.get_total_flops() / args.batch_size
 
 
-def run_train(flags: list[str]) -> tuple[float, int, dict]:
-    """Wall seconds, peak resident memory (MB, the largest of the children so far) and metrics of a
-    train.py subprocess."""
+def peak_child_memory_mb() -> int | None:
+    """Peak resident memory of the largest child process so far, in MB; None where the OS has no
+    `resource` module (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+
+
+def run_train(flags: list[str]) -> tuple[float, int | None, dict]:
+    """Wall seconds, peak resident memory (MB) and metrics of a train.py subprocess."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         subprocess.run([sys.executable, str(ROOT / "train.py"), "--out-dir", out, *flags], check=True,
                        stdout=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
         seconds = time.perf_counter() - start
         metrics = json.loads((Path(out) / "metrics.json").read_text())
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, metrics
+    return seconds, peak_child_memory_mb(), metrics
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=25_600, help="training images per timed repeat (default: 25600)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each path (default: 3)")
+    parser.add_argument(
+        "--images", type=positive_int, default=25_600, help="training images per timed repeat (default: 25600)"
+    )
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed repeats of each path (default: 3)")
     parser.add_argument("--full", action="store_true", help="also time a whole default python train.py")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json", help="results file")
     options = parser.parse_args()
@@ -186,6 +208,10 @@ def main() -> int:
     return 0
 
 
+def megabytes(value: int | None) -> str:
+    return f"{value:,} MB" if value is not None else "not measured on this OS"
+
+
 def markdown(results: dict) -> str:
     ours, classic, machine = results["paths"]["ours"], results["paths"]["classic"], results["machine"]
     ours_data, classic_data = results["paths"]["ours_data_only"], results["paths"]["classic_data_only"]
@@ -210,14 +236,14 @@ def markdown(results: dict) -> str:
         f"{results['gflops_per_second']:.1f} GFLOP/s achieved by our path",
         f"- {results['speedup_vs_typical_script']:.1f}x faster than the {TYPICAL_SECONDS_PER_EPOCH:.0f} s/epoch "
         "of a typical DataLoader MNIST script on a 2-core CPU",
-        f"- peak resident memory of `python train.py --epochs 1`: {results['peak_memory_mb_one_epoch']:,} MB",
+        f"- peak resident memory of `python train.py --epochs 1`: {megabytes(results['peak_memory_mb_one_epoch'])}",
     ]
     if "full_run" in results:
         full = results["full_run"]
         lines.append(
             f"- whole default `python train.py` ({full['epochs']} epochs, start-up and evaluation included): "
             f"{full['wall_seconds']:.0f} s, test accuracy {full['test_accuracy']:.2f}%, "
-            f"peak memory {full['peak_memory_mb']:,} MB"
+            f"peak memory {megabytes(full['peak_memory_mb'])}"
         )
     return "\n".join(lines) + "\n"
 

@@ -8,6 +8,7 @@ models/metrics.json, reports/seeds.json, reports/sweep.json, benchmarks/results.
 model itself, so no number
 in the README is typed by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,7 +83,11 @@ def seeds() -> str:
         devices = ", ".join(sorted({run["device"] for run in entry["runs"]}))
         budget, least_min, least_mean = SEED_TARGETS[name]
         met = entry["params"] <= budget and test["min"] >= least_min and test["mean"] >= least_mean
-        target = f"<= {budget:,} params, " + (f"min >= {least_min:.2f}%, " if least_min else "") + f"mean >= {least_mean:.2f}%"
+        target = (
+            f"<= {budget:,} params, "
+            + (f"min >= {least_min:.2f}%, " if least_min else "")
+            + f"mean >= {least_mean:.2f}%"
+        )
         lines.append(
             f"| {name} | {entry['params']:,} | {len(entry['runs'])} | **{test['mean']:.2f}%** | {test['min']:.2f}% "
             f"| {test['std']:.3f} | {val['mean']:.2f}% | {devices} | {target} | {'yes' if met else '**no**'} |"

@@ -9,6 +9,7 @@ whose run already finished with the same flags is read back instead of retrained
 sweep resumes. `--jobs N` trains N seeds at once, splitting the CPU threads between them.
 The report (JSON plus a markdown table beside it) keeps one entry per NAME.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkpoint import write_atomic  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
+from flags import positive_int, seed  # noqa: E402
 
 TARGET = 99.40
 
@@ -92,25 +94,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
+    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
     parser.add_argument("--name", default="default", help="name of this entry in the report (default: default)")
-    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once (default: 1)")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once (default: 1)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
     parser.add_argument("--report", type=Path, default=ROOT / "reports" / "seeds.json", help="report file")
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
-    args = parser.parse_args()
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
+    args = parser.parse_args(argv)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda seed: run_seed(seed, args, threads), args.seeds))
 
     report = json.loads(args.report.read_text()) if args.report.is_file() else {}
-    report[args.name] = dict(
-        train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs)
-    )
+    report[args.name] = dict(train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs))
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.report)
     write_atomic(markdown(report).encode(), args.report.with_suffix(".md"))
     print(markdown({args.name: report[args.name]}))

@@ -1,0 +1,145 @@
+"""Property test: whatever command line a user types, a script exits 0 or 2, never with a traceback,
+and a refused command (exit 2) leaves models/ untouched.
+
+hypothesis generates each script's flags from valid and invalid values, odd layer specs included; valid
+command lines use tiny data so that they finish in seconds. The examples are derandomized, so CI sees the
+same ones every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import evaluate
+import export
+import predict
+import train
+from errors import run_cli
+from scripts import seeds
+
+ROOT = Path(__file__).resolve().parent
+MODELS = ROOT / "models"
+SPECS = ["default", "tiny", "4", "4,M,6", "8,M,M,M,M,8", "8,M,M,M,M,M,8", "0", "8,X", "", "M", "99999,99999"]
+CHECKPOINTS = [str(MODELS / "mnist_model.pth"), "no-such.pth", str(ROOT / "README.md")]
+
+
+def numbers(valid: st.SearchStrategy, invalid: list[str]) -> st.SearchStrategy[str]:
+    """Flag values: mostly valid ones, sometimes a known-bad one or junk text."""
+    return st.one_of(valid.map(str), st.sampled_from(invalid), st.text(max_size=4))
+
+
+def command_lines(flags: dict[str, st.SearchStrategy[str]]) -> st.SearchStrategy[list[str]]:
+    """Up to three of `flags`, each with a generated value."""
+    chosen = st.lists(st.sampled_from(sorted(flags)), max_size=3, unique=True)
+    return chosen.flatmap(
+        lambda names: st.tuples(*[flags[name].map(lambda value, n=name: [n, value]) for name in names])
+    )
+
+
+def models_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(MODELS.rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def run(main, argv: list[str]) -> tuple[int, str]:
+    """Run a script's main as its command line does; any exception other than SystemExit fails the test."""
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            run_cli(lambda: main(argv))
+        except SystemExit as exit_info:
+            code = exit_info.code
+    return code, stderr.getvalue()
+
+
+def check(main, argv: list[str]) -> None:
+    before = models_fingerprint()
+    code, stderr = run(main, argv)
+    assert code in (0, 2), (argv, code, stderr)
+    assert "Traceback" not in stderr, (argv, stderr)
+    if code == 2:
+        assert stderr.strip(), argv
+        assert models_fingerprint() == before, f"{argv} exited 2 but changed models/"
+
+
+PROPERTY = settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+TRAIN_FLAGS = {
+    "--epochs": numbers(st.integers(1, 2), ["0", "-1", "1.5"]),
+    "--batch-size": numbers(st.integers(2, 300), ["1", "0", "100000"]),
+    "--lr": numbers(st.floats(1e-3, 2.0), ["0", "-1", "nan", "inf"]),
+    "--momentum": numbers(st.floats(0, 0.99), ["-1", "1", "2"]),
+    "--weight-decay": numbers(st.floats(0, 1e-2), ["-5", "nan"]),
+    "--label-smoothing": numbers(st.floats(0, 0.5), ["2", "-0.1", "1"]),
+    "--dropout": numbers(st.floats(0, 0.9), ["1.5", "1", "-1"]),
+    "--model": st.sampled_from(SPECS),
+    "--train-limit": numbers(st.integers(2, 400), ["0", "1", "-5"]),
+    "--seed": numbers(st.integers(0, 2**32 - 1), ["-1", "2.5"]),
+}
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(flags=command_lines(TRAIN_FLAGS))
+def test_train_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("train")
+    base = ["--epochs", "1", "--train-limit", "300", "--device", "cpu", "--data-dir", str(data_dir)]
+    check(train.main, [*base, *[item for pair in flags for item in pair], "--out-dir", str(out)])
+
+
+TOOL_FLAGS = {
+    "--checkpoint": st.sampled_from(CHECKPOINTS),
+    "--model": st.sampled_from(SPECS),
+}
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(flags=command_lines({**TOOL_FLAGS, "--top-k": numbers(st.integers(1, 10), ["0", "11", "x"])}))
+def test_predict_command_lines_exit_cleanly(flags, tmp_path_factory):
+    image = tmp_path_factory.mktemp("predict") / "digit.png"
+    if not image.exists():
+        from PIL import Image, ImageDraw
+
+        canvas = Image.new("L", (60, 60), "white")
+        ImageDraw.Draw(canvas).line([(30, 10), (30, 50)], fill="black", width=6)
+        canvas.save(image)
+    check(predict.main, [str(image), *[item for pair in flags for item in pair]])
+
+
+@pytest.mark.slow
+@PROPERTY
+@given(flags=command_lines(TOOL_FLAGS))
+def test_evaluate_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("evaluate")
+    check(evaluate.main, ["--data-dir", str(data_dir), *[item for pair in flags for item in pair], "--out", str(out)])
+
+
+@pytest.mark.slow
+@settings(PROPERTY, max_examples=6)
+@given(flags=command_lines({**TOOL_FLAGS, "--tolerance": numbers(st.floats(1e-4, 1.0), ["0", "-1", "nan"])}))
+def test_export_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
+    output = tmp_path_factory.mktemp("export") / "model.onnx"
+    check(
+        export.main, ["--data-dir", str(data_dir), *[item for pair in flags for item in pair], "--output", str(output)]
+    )
+
+
+@PROPERTY
+@given(seed_values=st.lists(numbers(st.integers(0, 9), ["-1", "x"]), max_size=3),
+       jobs=st.sampled_from(["0", "-2", "x", ""]))  # fmt: skip
+def test_seeds_refusals_exit_cleanly(seed_values, jobs, tmp_path_factory):
+    # Only refusals (a bad --jobs always): a valid sweep trains for minutes.
+    argv = [*(["--seeds", *seed_values] if seed_values else []), "--jobs", jobs]
+    code, stderr = run(seeds.main, [*argv, "--runs", str(tmp_path_factory.mktemp("runs"))])
+    assert code == 2 and "Traceback" not in stderr, (argv, stderr)
