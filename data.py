@@ -162,10 +162,12 @@ def augment(
     degrees: float = 10.0,
     shift: float = 2.0,
     scale: float = 0.1,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Random affine per image, whole batch at once: rotation up to `degrees`, a shift of up to
-    `shift` pixels each way, and scaling by up to `scale` (0.1 = 90% to 110%)."""
+    `shift` pixels each way, and scaling by up to `scale` (0.1 = 90% to 110%); `strength` scales all three."""
     n, device = len(images), images.device
+    degrees, shift, scale = degrees * strength, shift * strength, scale * strength
 
     def uniform(bound: float) -> torch.Tensor:
         return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound

@@ -67,3 +67,20 @@ def misclassified_grid(images: torch.Tensor, true: list[int], predicted: list[in
             axis.set_title(f"{true[index]}->{predicted[index]} ({confidence[index]:.0%})", fontsize=8)
     figure.suptitle("misclassified test digits: true -> predicted (confidence)")
     _save(figure, path)
+
+
+def pareto_front(points: list[tuple[int, float, float, bool]], title: str, path: Path) -> None:
+    """Search trials as (parameters, validation accuracy, seconds per epoch, on the Pareto front):
+    parameters on a log axis, colour for time, the front's points ringed and joined."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    params, accuracy, seconds = ([point[i] for point in points] for i in range(3))
+    dots = axis.scatter(params, accuracy, c=seconds, cmap="viridis", s=28, zorder=2)
+    front = sorted((p, a) for p, a, _, best in points if best)
+    if front:
+        axis.plot(*zip(*front, strict=True), "o", mfc="none", mec="crimson", ms=11, label="Pareto front", zorder=3)
+        axis.legend(loc="lower right")
+    if points:
+        figure.colorbar(dots, ax=axis, label="seconds per epoch")
+    axis.set(xscale="log", xlabel="parameters (log)", ylabel="mean validation accuracy (%)", title=title)
+    axis.grid(alpha=0.3, which="both")
+    _save(figure, path)

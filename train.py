@@ -41,7 +41,7 @@ from model import PRESETS, Net, count_parameters, parse_spec
 # Everything that decides what training produces; stored in the checkpoint and restored by --resume.
 RECIPE = (
     "model", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-    "label_smoothing", "augment", "seed", "train_limit", "deterministic",
+    "label_smoothing", "augment", "augment_strength", "seed", "train_limit", "deterministic",
 )  # fmt: skip
 
 
@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"preset ({', '.join(f'{k}: {v}' for k, v in PRESETS.items())}) or a layer spec "
         'such as "8,M,16,M,16" (default: default)')  # fmt: skip
     add("--no-augment", dest="augment", action="store_false", help="train without random affine augmentation")
+    add("--augment-strength", type=number(float, at_least=0, at_most=3), default=1.0,
+        help="scales the rotation (10 degrees), shift (2 px) and zoom (10%%) of augmentation (default: 1)")  # fmt: skip
     add("--seed", type=seed, default=1, help="random seed (default: 1)")
     add("--deterministic", action="store_true", help="bit-reproducible runs (same machine and threads)")
     add("--train-limit", type=number(int, at_least=2), default=None,
@@ -151,8 +153,8 @@ def train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch: i
     bar = tqdm(total=steps, desc=f"epoch {epoch}/{args.epochs}", leave=False, disable=None)
     for step, index in enumerate(shuffled_batches(count, args.batch_size, generator)):
         images, labels = data.train_images[index], data.train_labels[index]
-        if args.augment:
-            images = augment(images, generator)
+        if args.augment and args.augment_strength > 0:
+            images = augment(images, generator, strength=args.augment_strength)
         output = model(images)
         # cross_entropy re-applies log_softmax, which leaves log-probabilities unchanged.
         loss = F.cross_entropy(output, labels, label_smoothing=args.label_smoothing)

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,9 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+
 from checkpoint import write_atomic  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
-from flags import positive_int, seed  # noqa: E402
+from flags import positive_int  # noqa: E402
+from flags import seed as seed_value  # noqa: E402
+from scripts.launch import RunFailed, finished_run, train_run  # noqa: E402
 
 TARGET = 99.40
 
@@ -34,23 +36,15 @@ TARGET = 99.40
 def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     """Train one seed (unless its finished run is already on disk) and return its figures."""
     out = args.runs / args.name / f"seed-{seed}"
-    metrics_path = out / "metrics.json"
-    command = [sys.executable, str(ROOT / "train.py"), "--seed", str(seed), "--out-dir", str(out), *args.train_args]
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    if metrics.get("command") == command[2:]:
-        print(f"[{args.name}] seed {seed}: already trained, reading {metrics_path}")
+    train_args = ["--seed", str(seed), *args.train_args]
+    if finished_run(train_args, out):
+        print(f"[{args.name}] seed {seed}: already trained, reading {out}/metrics.json")
     else:
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        log = out.with_suffix(".log")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[{args.name}] seed {seed}: training, log in {log}", flush=True)
-        with open(log, "w") as file:
-            result = subprocess.run(command, stdout=file, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        if result.returncode != 0:
-            raise UserError(f"seed {seed} failed (exit {result.returncode}); see {log}")
-        metrics = json.loads(metrics_path.read_text())
-        metrics["command"] = command[2:]
-        write_atomic((json.dumps(metrics, indent=2) + "\n").encode(), metrics_path)
+        print(f"[{args.name}] seed {seed}: training, log in {out}.log", flush=True)
+    try:
+        metrics = train_run(train_args, out, threads)
+    except RunFailed as error:
+        raise UserError(f"seed {seed} failed: {error}") from None
     meta, history = metrics["meta"], metrics["history"]
     first = next((h["epoch"] for h in history if h["test_acc"] >= TARGET), None)
     return dict(
@@ -96,7 +90,9 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
+    parser.add_argument(
+        "--seeds", type=seed_value, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)"
+    )
     parser.add_argument("--name", default="default", help="name of this entry in the report (default: default)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once (default: 1)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")

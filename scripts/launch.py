@@ -1,0 +1,86 @@
+"""How a training run is launched and read back, shared by scripts/seeds.py and scripts/search.py.
+
+A run is `python train.py ARGS --out-dir OUT` in a subprocess, its output in `OUT.log`. A run that
+already finished in OUT with the same arguments is read back instead of retrained, so an interrupted
+sweep or search resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from checkpoint import write_atomic  # noqa: E402
+
+# train.py prints one such line per epoch: "epoch  3/20  train loss ... val  99.12%  test ..."
+EPOCH_LINE = re.compile(r"^epoch\s+(\d+)/\d+\s.*\bval\s+([\d.]+)%")
+
+
+class RunFailed(Exception):
+    """train.py exited with an error; the message names the exit code, the last line and the log."""
+
+
+class RunStopped(Exception):
+    """`on_epoch` asked to stop the run early (a pruned trial)."""
+
+
+def last_line(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def finished_run(train_args: list[str], out: Path) -> dict | None:
+    """The metrics of a run that already finished in `out` with exactly these arguments, else None."""
+    path = out / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    return metrics if metrics.get("command") == [*train_args, "--out-dir", str(out)] else None
+
+
+def train_run(
+    train_args: list[str],
+    out: Path,
+    threads: int,
+    on_epoch: Callable[[int, float], bool] | None = None,
+) -> dict:
+    """Train once (unless this exact run already finished in `out`) and return its metrics.json.
+
+    `on_epoch(epoch, val_accuracy)` is called after every epoch; when it returns True the run is
+    stopped and `RunStopped` raised.
+    """
+    finished = finished_run(train_args, out)
+    if finished:
+        return finished
+    arguments = [*train_args, "--out-dir", str(out)]
+    log = out.with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
+    command = [sys.executable, str(ROOT / "train.py"), *arguments]
+    with open(log, "w") as file:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
+        )
+        try:
+            for line in process.stdout:
+                file.write(line)
+                epoch = EPOCH_LINE.match(line)
+                if epoch and on_epoch and on_epoch(int(epoch[1]), float(epoch[2])):
+                    raise RunStopped(f"stopped after epoch {epoch[1]}")
+            process.wait()
+        finally:
+            if process.poll() is None:  # stopped early, or Ctrl-C here (train.py got it too)
+                process.terminate()
+                process.wait()
+    if process.returncode != 0:
+        raise RunFailed(f"train.py exited with {process.returncode}: {last_line(log)} (log: {log})")
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["command"] = arguments
+    write_atomic((json.dumps(metrics, indent=2) + "\n").encode(), out / "metrics.json")
+    return metrics

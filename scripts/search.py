@@ -1,0 +1,286 @@
+"""Search architectures and recipes with Optuna: validation accuracy against parameters and CPU time.
+
+    python scripts/search.py --study screen --trials 20 --seeds 2 -- --epochs 8 --train-limit 20000
+    python scripts/search.py --study screen --trials 20 --max-params 4000     # continues the same study
+    python scripts/search.py --study screen --report                          # Pareto front -> reports/
+    python scripts/search.py --study screen --storage postgresql://user:pw@db-host/optuna --trials 50
+
+A study lives in a database (`--storage`, default a SQLite file under runs/), so calling the command
+again continues it, several `--jobs` share it, and the same command on several machines pointed at
+one database server shares it too. Each trial samples a layer spec and a recipe, trains it with
+`--seeds` seeds through train.py (everything after `--` is passed on), and scores it by three
+objectives: mean validation accuracy (up), parameters (down) and seconds per epoch (down). The test
+set is never used to choose: trials record validation figures only; confirm a chosen setting with
+scripts/seeds.py, which reports test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import sys
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from checkpoint import write_atomic  # noqa: E402
+from errors import UserError, run_cli  # noqa: E402
+from flags import number, positive_int  # noqa: E402
+from model import Net, count_parameters  # noqa: E402
+from scripts.launch import RunFailed, RunStopped, train_run  # noqa: E402
+
+DIRECTIONS = ["maximize", "minimize", "minimize"]  # validation accuracy, parameters, seconds per epoch
+# Up to three stages split by 2x2 max-pools: (most convolutions, narrowest width, widest width).
+STAGES = [(2, 2, 16), (3, 4, 24), (3, 4, 32)]
+SEARCHED = ("--model", "--lr", "--label-smoothing", "--dropout", "--weight-decay", "--augment-strength")
+RESERVED = (*SEARCHED, "--seed", "--out-dir", "--resume", "--no-augment")
+# Pruning compares a trial with finished ones from this fraction of the schedule on, once OneCycleLR's
+# warm-up is over and validation accuracy starts to say something about the end.
+PRUNE_FROM = 0.5
+SMALLEST_SPEC = ",M,".join(str(low) for _, low, _ in STAGES)
+
+
+def default_storage() -> str:
+    return f"sqlite:///{(ROOT / 'runs' / 'search.db').as_posix()}"
+
+
+def spec_params(spec: str) -> int:
+    return count_parameters(Net(spec))
+
+
+def suggest_spec(trial) -> str:
+    """A layer spec: convolutions per stage, their widths, and a max-pool between stages."""
+    stages = []
+    for stage, (most, low, high) in enumerate(STAGES):
+        convs = trial.suggest_int(f"stage{stage + 1}_convs", 1, most)
+        widths = [trial.suggest_int(f"stage{stage + 1}_width{i + 1}", low, high, step=2) for i in range(convs)]
+        stages.append(",".join(map(str, widths)))
+    return ",M,".join(stages)
+
+
+def suggest_recipe(trial) -> list[str]:
+    """train.py flags for the searched hyperparameters."""
+    values = {
+        "--lr": trial.suggest_float("lr", 0.05, 1.0, log=True),
+        "--label-smoothing": trial.suggest_float("label_smoothing", 0.0, 0.15),
+        "--dropout": trial.suggest_float("dropout", 0.0, 0.2),
+        "--weight-decay": trial.suggest_float("weight_decay", 1e-5, 2e-3, log=True),
+        "--augment-strength": trial.suggest_float("augment_strength", 0.0, 1.5),
+    }
+    return [item for flag, value in values.items() for item in (flag, f"{value:.4g}")]
+
+
+def check_train_args(train_args: list[str]) -> int:
+    """Refuse flags that the search sets itself or that train.py refuses; return the epoch count."""
+    import train
+
+    for flag in train_args:
+        if flag.split("=")[0] in RESERVED:
+            raise UserError(f"{flag} after -- is set by the search itself; leave out {', '.join(RESERVED)}")
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            return train.parse_args(train_args).epochs
+    except SystemExit:
+        reason = stderr.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+        raise UserError(f"train.py refuses the flags after --: {reason}") from None
+
+
+def open_storage(url: str):
+    """An Optuna storage for `url`; a malformed or unreachable one is a `UserError`."""
+    import optuna
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        # The heartbeat lets any worker mark a trial FAILED whose machine died while running it.
+        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+    except Exception as error:  # SQLAlchemy raises many kinds: bad URL, missing driver, no server
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(
+            f"cannot open --storage {url}: {reason} (a server URL also needs its driver installed, "
+            "e.g. pip install psycopg2-binary for postgresql://)"
+        ) from None
+
+
+def make_pruner(trial, params: int, epochs: int):
+    """`on_epoch` for the trial's first seed: stop once its validation accuracy, from PRUNE_FROM of the
+    schedule on, is below that of every finished trial with no more parameters at the same epoch."""
+    import optuna
+
+    curve: dict[int, float] = {}
+
+    def on_epoch(epoch: int, val_acc: float) -> bool:
+        curve[epoch] = val_acc
+        trial.set_user_attr("val_curve", curve)
+        if epoch < PRUNE_FROM * epochs:
+            return False
+        rivals = [
+            other.user_attrs["val_curve"].get(str(epoch), other.user_attrs["val_curve"].get(epoch))
+            for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if other.user_attrs.get("params", float("inf")) <= params and "val_curve" in other.user_attrs
+        ]
+        rivals = [value for value in rivals if value is not None]
+        return len(rivals) >= 3 and val_acc < min(rivals)
+
+    return on_epoch
+
+
+def objective(trial, args: argparse.Namespace, epochs: int, threads: int) -> tuple[float, int, float]:
+    import optuna
+
+    spec = suggest_spec(trial)
+    params = spec_params(spec)
+    trial.set_user_attr("spec", spec)
+    trial.set_user_attr("params", params)
+    if args.max_params and params > args.max_params:
+        # Over budget: recorded as pruned before any training is spent on it.
+        trial.set_user_attr("error", f"over --max-params {args.max_params:,}, not trained")
+        raise optuna.TrialPruned()
+    flags = ["--model", spec, *suggest_recipe(trial), *args.train_args]
+    trial.set_user_attr("train_args", flags)
+    val, seconds = [], []
+    for seed in range(args.seeds):
+        out = args.runs / args.study / f"trial-{trial.number}" / f"seed-{seed}"
+        on_epoch = make_pruner(trial, params, epochs) if seed == 0 else None
+        try:
+            meta = train_run(["--seed", str(seed), *flags], out, threads, on_epoch)["meta"]
+        except RunStopped as stopped:
+            trial.set_user_attr("error", f"seed {seed} {stopped}: behind every smaller finished trial")
+            raise optuna.TrialPruned() from None
+        except RunFailed as error:
+            trial.set_user_attr("error", str(error))
+            raise
+        val.append(meta["val_accuracy"])
+        seconds.append(meta["seconds_per_epoch"])
+    trial.set_user_attr("val_accuracies", val)
+    trial.set_user_attr("threads", threads)
+    return statistics.mean(val), params, statistics.mean(seconds)
+
+
+def print_trial(study, trial) -> None:
+    """One line per finished trial (Optuna's own log prints every parameter, and tracebacks for failures)."""
+    spec, params = trial.user_attrs.get("spec"), trial.user_attrs.get("params", 0)
+    if trial.state.name == "COMPLETE":
+        outcome = f"val {trial.values[0]:.2f}%, {trial.values[2]:.1f} s/epoch"
+    else:
+        outcome = trial.user_attrs.get("error") or trial.state.name.lower()
+    print(f"trial {trial.number} {trial.state.name.lower()}: {spec} ({params:,} parameters): {outcome}", flush=True)
+
+
+def pareto_report(study, out_dir: Path) -> Path:
+    """Write the study's Pareto front as JSON, markdown and a picture; return the JSON path."""
+    import optuna
+
+    from plots import pareto_front
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    front_numbers = {trial.number for trial in study.best_trials}
+
+    def row(trial) -> dict:
+        return dict(
+            trial=trial.number, spec=trial.user_attrs["spec"], params=int(trial.values[1]),
+            val_mean=trial.values[0], val_runs=trial.user_attrs["val_accuracies"],
+            seconds_per_epoch=trial.values[2], train_args=trial.user_attrs["train_args"],
+        )  # fmt: skip
+
+    front = sorted((row(trial) for trial in complete if trial.number in front_numbers), key=lambda r: r["params"])
+    states = [trial.state.name.lower() for trial in study.get_trials(deepcopy=False)]
+    report = dict(
+        study=study.study_name, objectives=["val_mean (max)", "params (min)", "seconds_per_epoch (min)"],
+        trials={state: states.count(state) for state in sorted(set(states))}, pareto_front=front,
+    )  # fmt: skip
+    path = out_dir / f"search-{study.study_name}.json"
+    write_atomic((json.dumps(report, indent=2) + "\n").encode(), path)
+    write_atomic(markdown(report).encode(), path.with_suffix(".md"))
+    points = [(int(t.values[1]), t.values[0], t.values[2], t.number in front_numbers) for t in complete]
+    pareto_front(points, f"study {study.study_name}: {len(complete)} complete trials", path.with_suffix(".png"))
+    return path
+
+
+def markdown(report: dict) -> str:
+    counts = ", ".join(f"{count} {state}" for state, count in report["trials"].items())
+    lines = [
+        f"Study `{report['study']}`: {counts}. Pareto front over mean validation accuracy (up), parameters "
+        "(down) and seconds per epoch (down); validation only, no test figures.",
+        "",
+        "| trial | layer spec | parameters | val mean | seeds | s / epoch | train.py flags |",
+        "|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for row in report["pareto_front"]:
+        flags = " ".join(row["train_args"][2:])
+        lines.append(
+            f"| {row['trial']} | `{row['spec']}` | {row['params']:,} | {row['val_mean']:.2f}% | "
+            f"{len(row['val_runs'])} | {row['seconds_per_epoch']:.1f} | `{flags}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--study", default="search", help="study name (default: search)")
+    add("--storage", default=None, help="SQLAlchemy URL of the study database (default: sqlite:///runs/search.db)")
+    add("--trials", type=number(int, at_least=0), default=0,
+        help="trials to run now, on top of the study's earlier ones (default: 0, only report)")  # fmt: skip
+    add("--jobs", type=positive_int, default=1, help="trials run at once in this process (default: 1)")
+    add("--seeds", type=positive_int, default=2, help="seeds trained per trial (default: 2)")
+    add("--max-params", type=positive_int, default=None, help="skip architectures over this many parameters")
+    add(
+        "--runs", type=Path, default=ROOT / "runs" / "search", help="folder for the trials' runs (default: %(default)s)"
+    )
+    add("--report", action="store_true", help="write the Pareto front to --report-dir after the trials")
+    add("--report-dir", type=Path, default=ROOT / "reports", help="folder for the report (default: reports/)")
+    add("train_args", nargs="*", help="train.py flags for every trial, after --")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    epochs = check_train_args(args.train_args)
+    if args.max_params and spec_params(SMALLEST_SPEC) > args.max_params:
+        raise UserError(
+            f"--max-params {args.max_params:,}: no architecture in the search space is that small "
+            f"(the smallest, {SMALLEST_SPEC}, has {spec_params(SMALLEST_SPEC):,} parameters)"
+        )
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(args.storage or default_storage())
+    if args.trials == 0:
+        try:
+            study = optuna.load_study(study_name=args.study, storage=storage)
+        except KeyError:
+            known = ", ".join(optuna.get_all_study_names(storage)) or "none"
+            raise UserError(f"no study {args.study!r} in {storage.url}; studies there: {known}") from None
+    else:
+        try:
+            study = optuna.create_study(
+                study_name=args.study, storage=storage, directions=DIRECTIONS, load_if_exists=True,
+                sampler=optuna.samplers.NSGAIISampler(population_size=10),
+            )  # fmt: skip
+        except ValueError as error:
+            raise UserError(f"study {args.study!r} cannot be continued here: {error}") from None
+    if args.trials:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        print(f"study {args.study}: {len(study.trials)} trials so far; running {args.trials} more", flush=True)
+        study.optimize(
+            lambda trial: objective(trial, args, epochs, threads),
+            n_trials=args.trials, n_jobs=args.jobs, catch=(RunFailed,), callbacks=[print_trial],
+        )  # fmt: skip
+    states = [trial.state.name.lower() for trial in study.trials]
+    print(f"study {args.study}: " + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))))
+    if args.report:
+        print(f"wrote {pareto_report(study, args.report_dir)} (and .md, .png)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,121 @@
+"""scripts/search.py: an Optuna study that continues, is shared between processes, respects a parameter
+budget, records failures and never reads the test set."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from errors import run_cli
+from scripts import search
+
+ROOT = Path(__file__).resolve().parent
+TINY = ["--", "--epochs", "1", "--train-limit", "1000", "--device", "cpu"]
+
+
+def storage_url(tmp_path: Path) -> str:
+    return f"sqlite:///{(tmp_path / 'study.db').as_posix()}"
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: search.main(argv))
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+@pytest.mark.slow
+def test_a_second_call_continues_the_study_and_the_report_holds_only_validation(tmp_path, capsys):
+    base = ["--study", "smoke", "--seeds", "1", "--storage", storage_url(tmp_path), "--runs", str(tmp_path / "runs")]
+    assert cli([*base, "--trials", "2", *TINY], capsys)[0] == 0
+    code, _ = cli([*base, "--trials", "1", "--report", "--report-dir", str(tmp_path / "reports"), *TINY], capsys)
+    assert code == 0
+
+    study = optuna.load_study(study_name="smoke", storage=storage_url(tmp_path))
+    trials = complete(study)
+    assert len(trials) == 3
+    for trial in trials:
+        val_acc, params, seconds = trial.values
+        assert 0 <= val_acc <= 100 and params == trial.user_attrs["params"] and seconds > 0
+    report = json.loads((tmp_path / "reports" / "search-smoke.json").read_text())
+    assert report["pareto_front"] and {row["trial"] for row in report["pareto_front"]} <= {t.number for t in trials}
+    assert "test" not in json.dumps(report).replace("--train-limit", "")
+    assert (tmp_path / "reports" / "search-smoke.png").stat().st_size > 0
+    assert "| layer spec |" in (tmp_path / "reports" / "search-smoke.md").read_text()
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study(tmp_path):
+    command = [sys.executable, "scripts/search.py", "--study", "shared", "--seeds", "1", "--trials", "1",
+               "--storage", storage_url(tmp_path), "--runs", str(tmp_path / "runs"), *TINY]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]  # fmt: skip
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr
+    trials = complete(optuna.load_study(study_name="shared", storage=storage_url(tmp_path)))
+    assert sorted(trial.number for trial in trials) == [0, 1]
+
+
+def test_an_architecture_over_budget_is_rejected_without_training(tmp_path):
+    args = search.parse_args(["--max-params", "1000", "--runs", str(tmp_path / "runs")])
+    widths = {f"stage{s}_width{i}": 16 for s in (1, 2, 3) for i in (1, 2)}
+    trial = optuna.trial.FixedTrial({"stage1_convs": 2, "stage2_convs": 2, "stage3_convs": 2, **widths})
+    with pytest.raises(optuna.TrialPruned):
+        search.objective(trial, args, epochs=1, threads=1)
+    assert trial.user_attrs["params"] > 1000 and "not trained" in trial.user_attrs["error"]
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_failing_training_is_recorded_as_failed_and_the_study_goes_on(tmp_path, capsys):
+    argv = ["--study", "broken", "--seeds", "1", "--trials", "2", "--storage", storage_url(tmp_path),
+            "--runs", str(tmp_path / "runs"), *TINY, "--data-dir", str(tmp_path / "no-mnist")]  # fmt: skip
+    code, _ = cli(argv, capsys)
+    assert code == 0
+    study = optuna.load_study(study_name="broken", storage=storage_url(tmp_path))
+    assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.FAIL] * 2
+    assert "MNIST not found" in study.trials[0].user_attrs["error"]
+
+
+def test_a_trial_behind_every_smaller_finished_trial_is_pruned_from_mid_schedule():
+    study = optuna.create_study(directions=search.DIRECTIONS)
+    curve = {str(epoch): 98.0 + epoch / 10 for epoch in range(1, 11)}  # JSON keys, as the storage returns them
+    for params in (3000, 4000, 5000, 9000):
+        attrs = {"params": params, "val_curve": curve}
+        study.add_trial(optuna.trial.create_trial(values=[99.0, params, 5.0], user_attrs=attrs))
+    on_epoch = search.make_pruner(study.ask(), params=6000, epochs=10)
+    assert not on_epoch(2, 50.0), "too early in the schedule to judge"
+    assert not on_epoch(6, 98.7), "as good as a smaller trial at epoch 6"
+    assert on_epoch(6, 98.5), "behind all three smaller trials at epoch 6"
+    assert not search.make_pruner(study.ask(), params=3500, epochs=10)(6, 90.0), "fewer than 3 smaller rivals"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--storage", "not-a-url", "--trials", "1"], "cannot open --storage not-a-url"),
+        (["--study", "nope", "--report"], "no study 'nope'"),
+        (["--max-params", "100", "--trials", "1"], "no architecture in the search space is that small"),
+        (["--trials", "1", "--", "--momentum", "3"], "train.py refuses the flags after --: argument --momentum"),
+        (["--trials", "1", "--", "--lr", "0.1"], "--lr after -- is set by the search itself"),
+        (["--trials", "-1"], "--trials: must be at least 0"),
+        (["--jobs", "0"], "--jobs: must be greater than 0"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    if not any(arg == "--storage" for arg in argv):
+        argv = ["--storage", storage_url(tmp_path), *argv]
+    code, stderr = cli(argv, capsys)
+    assert code == 2
+    assert message in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
