@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from checkpoint import add_model_arguments, load_model
@@ -25,27 +26,60 @@ from evaluate import predict
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MAX_PIXELS = 40_000_000  # refuse decompression bombs long before they fill memory
+# MNIST's stroke widths in its 20x20 digit box, 5th to 95th percentile of the training digits, measured
+# with stroke_width() below; drawings outside that range are brought into it.
+STROKE_WIDTHS = (2.0, 3.6)
 
 
 def load_image(path: Path) -> Image.Image:
-    """Open an image as 8-bit greyscale, flattening any transparency onto white."""
+    """Open an image file, refusing one too large to decode safely."""
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:
                 raise UserError(f"{path}: {image.width}x{image.height} is too large (limit {MAX_PIXELS:,} pixels)")
             image.load()
-            if image.mode in ("RGBA", "LA", "P"):
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, "white")
-                image = Image.alpha_composite(background, image)
-            return image.convert("L")
+            return image.copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise UserError(f"{path}: not a readable image") from None
 
 
+def greyscale(image: Image.Image) -> Image.Image:
+    """8-bit greyscale, any transparency flattened onto white (how a drawing on a canvas looks)."""
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+    return image.convert("L")
+
+
+def stroke_width(ink: torch.Tensor) -> float:
+    """Mean stroke width in pixels: twice the inked area over the inked boundary (a stroke has two edges)."""
+    mask = (ink > 0.2).float()[None, None]
+    inner = -F.max_pool2d(-mask, 3, stride=1, padding=1)
+    return 2 * mask.sum().item() / max((mask - inner).sum().item(), 1.0)
+
+
+def match_stroke_width(ink: torch.Tensor, scale: float) -> torch.Tensor:
+    """Thicken or thin the strokes of a cropped digit so that, once scaled by `scale` into MNIST's 20x20
+    box, they are as wide as MNIST's pen strokes (the model reads a hairline or a blob poorly)."""
+    width = stroke_width(ink) * scale
+    target = min(max(width, STROKE_WIDTHS[0]), STROKE_WIDTHS[1])
+    radius = round((target - width) / scale / 2)
+    if radius == 0:
+        return ink
+    kernel, pad = 2 * abs(radius) + 1, abs(radius)
+    padded = F.pad(ink, (pad,) * 4)[None, None]
+    if radius > 0:  # dilate
+        return F.max_pool2d(padded, kernel, stride=1)[0, 0]
+    return -F.max_pool2d(-padded, kernel, stride=1)[0, 0]  # erode
+
+
 def to_mnist(image: Image.Image) -> torch.Tensor:
-    """A greyscale picture of one digit -> a normalized `(1, 28, 28)` tensor in MNIST's convention."""
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32)) / 255
+    """A picture of one digit (any size and mode) -> a normalized `(1, 28, 28)` tensor in MNIST's convention.
+
+    The one preprocessing for files (predict.py) and the demo's canvas and uploads (app.py).
+    Raises ValueError when there is no digit to find.
+    """
+    pixels = torch.from_numpy(np.asarray(greyscale(image), dtype=np.float32)) / 255
     border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     background = border.median()
     if background > 0.5:  # dark ink on light paper: make it light ink on black, like MNIST

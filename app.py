@@ -1,0 +1,156 @@
+"""Draw a digit and watch the model read it: a Gradio demo of the trained model.
+
+    python app.py                                   # http://127.0.0.1:7860
+    python app.py --port 8000 --checkpoint runs/tiny/mnist_model.pth
+
+A sketchpad ready to draw on, and an upload tab for photos and scans. The page shows the three likeliest
+digits, the 28x28 image the model actually received (predict.py's preprocessing, the same function) and
+what the checkpoint says about the model. `gradio_client` scripts can call the `predict` endpoint with
+an image file. Nothing is shared publicly unless --share is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from checkpoint import load_model
+from data import MEAN, STD
+from errors import UserError, run_cli
+from evaluate import predict
+from flags import number
+from predict import load_image, to_mnist
+
+BLANK = "Draw a digit on the canvas: it is read as soon as you lift the mouse."
+SHOWN_SIZE = 168  # the 28x28 input, enlarged 6x with visible pixels
+# Gradio 6 opens the sketchpad with no tool chosen; click the brush once the page is there.
+CHOOSE_BRUSH = """
+() => {
+  const click = () => {
+    const brush = document.querySelector('#sketchpad button[aria-label="Brush"]');
+    if (brush) brush.click(); else setTimeout(click, 200);
+  };
+  click();
+}
+"""
+
+
+class Reader:
+    """The model and the step from a picture to the three likeliest digits."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict) -> None:
+        self.model, self.meta = model, meta
+
+    def read(self, image: Image.Image) -> tuple[dict[str, float], np.ndarray]:
+        """Probabilities of every digit, and the 28x28 input as the model saw it (enlarged).
+
+        Raises ValueError for a blank picture.
+        """
+        tensor = to_mnist(image)
+        probabilities = predict(self.model, tensor.unsqueeze(0))[0].exp()
+        pixels = ((tensor[0] * STD + MEAN).clamp(0, 1) * 255).byte().numpy()
+        shown = np.asarray(Image.fromarray(pixels).resize((SHOWN_SIZE, SHOWN_SIZE), Image.Resampling.NEAREST))
+        return {str(digit): float(p) for digit, p in enumerate(probabilities)}, shown
+
+    def read_canvas(self, drawing: dict | None) -> tuple[dict | None, np.ndarray | None, str]:
+        """The sketchpad's handler: its composite image in, (label, input seen, message) out."""
+        composite = (drawing or {}).get("composite")
+        if composite is None:
+            return None, None, BLANK
+        try:
+            label, shown = self.read(composite)
+        except ValueError:
+            return None, None, BLANK
+        return label, shown, ""
+
+    def read_upload(self, path: str | None) -> tuple[dict | None, np.ndarray | None, str]:
+        """The upload tab's handler: an image file in, (label, input seen, message) out."""
+        if not path:
+            return None, None, "Upload a photo or scan of one digit."
+        try:
+            label, shown = self.read(load_image(Path(path)))
+        except UserError as error:
+            return None, None, f"That file could not be used: {str(error).split(': ', 1)[-1]}."
+        except ValueError:
+            return None, None, "No digit found in that image: it looks blank."
+        return label, shown, ""
+
+    def predict_file(self, path: str) -> dict[str, float]:
+        """The `predict` API endpoint: an image file in, each digit's probability out."""
+        import gradio as gr
+
+        label, _, message = self.read_upload(path)
+        if label is None:
+            raise gr.Error(message)
+        return label
+
+    def about(self) -> str:
+        meta = self.meta
+        accuracy = f"{meta['test_accuracy']:.2f}%" if meta.get("test_accuracy") is not None else "not recorded"
+        return (
+            f"**Model** `{meta.get('model')}` (`{meta.get('spec')}`): {meta.get('params', 0):,} parameters, "
+            f"test accuracy {accuracy} on MNIST's 10,000 test digits, trained {meta.get('epochs')} epochs."
+        )
+
+
+def build_demo(reader: Reader):
+    """The page: a sketchpad and an upload tab on the left, what the model read on the right."""
+    import gradio as gr
+
+    with gr.Blocks(title="Compact MNIST CNN", analytics_enabled=False) as demo:
+        gr.Markdown("# Draw a digit\n" + reader.about())
+        with gr.Row():
+            with gr.Column():
+                with gr.Tab("Draw"):
+                    sketchpad = gr.Sketchpad(
+                        elem_id="sketchpad", type="pil", canvas_size=(420, 420), fixed_canvas=True,
+                        brush=gr.Brush(default_size=30, colors=["#000000"], color_mode="fixed"),
+                        layers=False, transforms=(), label="canvas",
+                    )  # fmt: skip
+                with gr.Tab("Upload"):
+                    upload = gr.Image(
+                        type="filepath", sources=["upload", "clipboard"], label="photo or scan of one digit"
+                    )
+            with gr.Column():
+                label = gr.Label(num_top_classes=3, label="the model reads", elem_id="prediction")
+                status = gr.Markdown(BLANK, elem_id="status")
+                seen = gr.Image(label="what the model received (28x28)", interactive=False, height=SHOWN_SIZE + 40)
+        outputs = [label, seen, status]
+        sketchpad.change(reader.read_canvas, sketchpad, outputs, show_progress="hidden", api_visibility="private")
+        upload.change(reader.read_upload, upload, outputs, api_visibility="private")
+        # The API: one image file in, the label with its confidences out; bad input raises the message.
+        upload.upload(reader.predict_file, upload, label, api_name="predict")
+        demo.load(None, js=CHOOSE_BRUSH)
+    return demo
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)"
+    )
+    parser.add_argument("--port", type=number(int, at_least=1, at_most=65535), default=7860, help="default: 7860")
+    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="default: %(default)s")
+    parser.add_argument("--share", action="store_true", help="also open a temporary public link through Gradio")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    model, meta = load_model(args.checkpoint)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    demo = build_demo(Reader(model, meta))
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="20mb")
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        raise UserError(f"cannot serve on {args.host}:{args.port} ({error}); choose another --port or --host") from None
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
