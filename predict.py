@@ -90,6 +90,7 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
     ink = ink / ink.max()
     rows, columns = (ink > 0.2).nonzero(as_tuple=True)
     ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    ink = match_stroke_width(ink, 20 / max(ink.shape))
 
     # Fit the digit's longer side to 20 pixels, keeping its aspect ratio, as MNIST did.
     height, width = ink.shape
