@@ -86,7 +86,7 @@ class Reader:
 
         label, _, message = self.read_upload(path)
         if label is None:
-            raise gr.Error(message)
+            raise gr.Error(message, print_exception=False)  # bad input, not a server fault
         return label
 
     def about(self) -> str:
@@ -113,9 +113,8 @@ def build_demo(reader: Reader):
                         layers=False, transforms=(), label="canvas",
                     )  # fmt: skip
                 with gr.Tab("Upload"):
-                    upload = gr.Image(
-                        type="filepath", sources=["upload", "clipboard"], label="photo or scan of one digit"
-                    )
+                    # A file, not gr.Image: Gradio would decode an image itself and fail on junk without a word.
+                    upload = gr.File(file_types=["image"], type="filepath", label="photo or scan of one digit")
             with gr.Column():
                 label = gr.Label(num_top_classes=3, label="the model reads", elem_id="prediction")
                 status = gr.Markdown(BLANK, elem_id="status")
@@ -144,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     model, meta = load_model(args.checkpoint)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
     demo = build_demo(Reader(model, meta))
     try:
-        demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="20mb")
+        # The system's fonts: Gradio's default theme fetches Google Fonts, which hangs a page that is offline.
+        theme = gr.themes.Default(
+            font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+        )
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="20mb", theme=theme)
     except OSError as error:  # the port is taken, or the address is not this machine's
         raise UserError(f"cannot serve on {args.host}:{args.port} ({error}); choose another --port or --host") from None
     return 0

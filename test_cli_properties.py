@@ -17,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import app
 import evaluate
 import export
 import predict
 import train
 from errors import run_cli
-from scripts import seeds
+from scripts import search, seeds
 
 ROOT = Path(__file__).resolve().parent
 MODELS = ROOT / "models"
@@ -142,4 +143,34 @@ def test_seeds_refusals_exit_cleanly(seed_values, jobs, tmp_path_factory):
     # Only refusals (a bad --jobs always): a valid sweep trains for minutes.
     argv = [*(["--seeds", *seed_values] if seed_values else []), "--jobs", jobs]
     code, stderr = run(seeds.main, [*argv, "--runs", str(tmp_path_factory.mktemp("runs"))])
+    assert code == 2 and "Traceback" not in stderr, (argv, stderr)
+
+
+@PROPERTY
+@given(
+    port=st.sampled_from(["0", "-1", "65536", "http", ""]),
+    checkpoint=st.sampled_from(CHECKPOINTS),
+    host=st.sampled_from(["127.0.0.1", "localhost"]),
+)
+def test_app_refusals_exit_cleanly(port, checkpoint, host):
+    # Only refusals (a bad --port always): a valid command line starts a server that runs until stopped.
+    code, stderr = run(app.main, ["--port", port, "--checkpoint", checkpoint, "--host", host])
+    assert code == 2 and "Traceback" not in stderr and "error: " in stderr.strip().splitlines()[-1], stderr
+
+
+@PROPERTY
+@given(
+    flags=command_lines({
+        "--trials": numbers(st.integers(0, 3), ["-1", "x"]),
+        "--seeds": numbers(st.integers(1, 3), ["0", "-2"]),
+        "--max-params": numbers(st.integers(100, 20_000), ["0", "-5", "1e3"]),
+        "--study": st.text(max_size=8),
+    }),
+    jobs=st.sampled_from(["0", "-2", "x", ""]),
+)  # fmt: skip
+def test_search_refusals_exit_cleanly(flags, jobs, tmp_path_factory):
+    # Only refusals (a bad --jobs always): a valid search trains.
+    storage = f"sqlite:///{(tmp_path_factory.mktemp('study') / 'study.db').as_posix()}"
+    argv = [*[item for pair in flags for item in pair], "--jobs", jobs, "--storage", storage]
+    code, stderr = run(search.main, argv)
     assert code == 2 and "Traceback" not in stderr, (argv, stderr)

@@ -1,0 +1,182 @@
+"""The Gradio demo: its handlers, its API through gradio_client against a real server, and a real
+Chromium drawing a digit with the mouse."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import app
+from checkpoint import load_model
+from scripts.reading_rate import CANVAS, TEMPLATES, draw, place, typed
+
+ROOT = Path(__file__).resolve().parent
+MODEL_PATH = ROOT / "models" / "mnist_model.pth"
+
+
+@pytest.fixture(scope="module")
+def reader() -> app.Reader:
+    return app.Reader(*load_model(MODEL_PATH))
+
+
+def drawing(digit: int, seed: int = 0) -> Image.Image:
+    """A digit as the sketchpad hands it over: black strokes composited on an opaque white RGBA canvas."""
+    return draw(place(TEMPLATES[digit][0], random.Random(seed)), width=30).convert("RGBA")
+
+
+# Handlers
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_a_drawn_digit_is_read_with_three_guesses_and_the_input_shown(reader, digit):
+    label, shown, message = reader.read_canvas({"composite": drawing(digit), "background": None, "layers": []})
+    assert max(label, key=label.get) == str(digit)
+    assert abs(sum(label.values()) - 1) < 1e-4 and message == ""
+    assert shown.shape == (app.SHOWN_SIZE, app.SHOWN_SIZE)
+
+
+@pytest.mark.parametrize(
+    "value", [None, {"composite": None}, {"composite": Image.new("RGBA", (CANVAS, CANVAS), "white")}]
+)
+def test_a_blank_canvas_asks_for_a_digit(reader, value):
+    assert reader.read_canvas(value) == (None, None, app.BLANK)
+
+
+def test_an_uploaded_typed_digit_is_read(reader, tmp_path):
+    path = tmp_path / "five.jpg"
+    typed(5, "DejaVuSerif.ttf", 200).save(path)
+    label, shown, message = reader.read_upload(str(path))
+    assert max(label, key=label.get) == "5" and message == ""
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [("text", "could not be used: not a readable image"), ("huge", "too large"), ("blank", "looks blank")],
+)
+def test_bad_uploads_get_a_message_not_an_exception(reader, tmp_path, kind, message):
+    path = tmp_path / f"{kind}.png"
+    if kind == "text":
+        path.write_text("not an image")
+    else:
+        Image.new("L", (8000, 6000) if kind == "huge" else (300, 300), "white").save(path)
+    label, shown, text = reader.read_upload(str(path))
+    assert label is None and shown is None and message in text
+
+
+@pytest.mark.parametrize("checkpoint", ["missing.pth", "README.md"])
+def test_a_missing_or_damaged_checkpoint_stops_at_start_with_one_line(checkpoint):
+    command = [sys.executable, "app.py", "--checkpoint", checkpoint]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
+
+
+# A real server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`python app.py` on a free port, stopped when the module's tests are done."""
+    port = free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
+    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not start: {process.stdout.read()}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_gradio_client_reads_a_digit_and_the_server_survives_junk(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    digit = tmp_path / "three.png"
+    drawing(3).save(digit)
+    result = client.predict(handle_file(str(digit)), api_name="/predict")
+    assert result["label"] == "3"
+    assert len(result["confidences"]) >= 3
+
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG but not really")
+    with pytest.raises(Exception, match="not a readable image"):
+        client.predict(handle_file(str(junk)), api_name="/predict")
+    assert client.predict(handle_file(str(digit)), api_name="/predict")["label"] == "3", "still serving"
+
+
+def chromium() -> str | None:
+    """The system's Chromium (Debian: apt-get install chromium), or $CHROMIUM."""
+    return os.environ.get("CHROMIUM") or next(
+        (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_digit_drawn_with_the_mouse_in_chromium_is_read(server, tmp_path):
+    browser_path = chromium()
+    if browser_path is None:
+        message = "no Chromium here: apt-get install chromium (or set CHROMIUM to a Chrome or Chromium binary)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 760})
+            page.goto(server, wait_until="domcontentloaded")
+            canvas = page.locator("#sketchpad canvas").first
+            canvas.wait_for()
+            page.wait_for_timeout(1000)  # let the page choose the brush
+            box = canvas.bounding_box()
+            side = min(box["width"], box["height"])
+            left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+            for stroke in TEMPLATES[3][0]:  # a 3, stroke by stroke, as a hand would
+                # Every third point: each mouse event repaints the canvas, slowly in a headless browser.
+                points = [
+                    (left + side * (0.2 + 0.6 * x), top + side * (0.1 + 0.8 * y)) for x, y in stroke[::3] + stroke[-1:]
+                ]
+                page.mouse.move(*points[0])
+                page.mouse.down()
+                for point in points[1:]:
+                    page.mouse.move(*point)
+                page.mouse.up()
+            prediction = page.locator("#prediction")
+            prediction.get_by_text("%").first.wait_for(timeout=15_000)
+            guesses = prediction.inner_text().split()
+            page.screenshot(path=os.environ.get("DEMO_SCREENSHOT") or str(tmp_path / "demo.png"))
+        finally:
+            browser.close()
+    assert guesses[guesses.index("reads") + 1] == "3", guesses
