@@ -1,9 +1,10 @@
 """The compact MNIST CNN, its presets, and helpers that describe it (parameter count, layer table).
 
-The network is a VGG-style stack written as a short spec: a number is a 3x3 convolution with that
-many output channels (followed by BatchNorm and ReLU), "M" is a 2x2 max-pool. A global average
-pool, dropout and one linear layer form the head. Only the first two convolutions run at
-full 28x28 resolution and they are narrow; that keeps the arithmetic, and so CPU training time, small.
+The network is a VGG-style stack written as a short spec. Each item is one block followed by
+BatchNorm and ReLU: "16" is a 3x3 convolution with 16 output channels, "16s" a depthwise-separable
+one (a 3x3 convolution per channel, then a 1x1 convolution to 16 channels: far fewer parameters),
+"16p" a 1x1 convolution; "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer
+form the head. Full 28x28 resolution is expensive on a CPU, so the presets keep few, narrow layers there.
 """
 
 from __future__ import annotations
@@ -16,52 +17,67 @@ IMAGE_SIZE = 28
 PRESETS: dict[str, str] = {
     "default": "8,8,M,12,14,M,16,16",
     "tiny": "4,6,M,8,10,M,10,12",
+    "micro": "4,M,8s,M,12s,12s,11s",
 }
+KINDS = {"": "conv", "s": "separable", "p": "pointwise"}
 
 
-def parse_spec(spec: str) -> list[int | str]:
-    """Turn a preset name or a spec such as "8,M,12,16,M,16,16" into a list of layers."""
+def layer_kind(item: str) -> tuple[str, int]:
+    """("pool", 0) for "M", else the block kind and its output channels: "16s" -> ("separable", 16)."""
+    if item == "M":
+        return "pool", 0
+    digits = item.rstrip("sp")
+    if not digits.isdigit() or int(digits) == 0 or len(item) - len(digits) > 1:
+        raise ValueError(item)
+    return KINDS[item[len(digits) :]], int(digits)
+
+
+def parse_spec(spec: str) -> list[str]:
+    """Turn a preset name or a spec such as "8,M,12,16s,M,16,16p" into its checked list of items."""
     spec = PRESETS.get(spec, spec)
-    layers: list[int | str] = []
-    for item in spec.split(","):
-        item = item.strip()
-        if item == "M":
-            layers.append("M")
-        elif item.isdigit() and int(item) > 0:
-            layers.append(int(item))
-        else:
-            raise ValueError(
-                f"bad model spec {spec!r}: use a preset ({', '.join(PRESETS)}) "
-                'or comma-separated channel counts and "M" for max-pool'
-            )
-    if not any(isinstance(layer, int) for layer in layers):
+    items = [item.strip() for item in spec.split(",")]
+    try:
+        kinds = [layer_kind(item)[0] for item in items]
+    except ValueError:
+        raise ValueError(
+            f"bad model spec {spec!r}: use a preset ({', '.join(PRESETS)}) or comma-separated channel counts "
+            '(16: 3x3 convolution, 16s: depthwise-separable 3x3, 16p: 1x1) and "M" for max-pool'
+        ) from None
+    if kinds[0] == "separable":
+        raise ValueError(f"bad model spec {spec!r}: the first block sees 1 channel; make it a plain convolution")
+    if all(kind == "pool" for kind in kinds):
         raise ValueError(f"bad model spec {spec!r}: it needs at least one convolution")
     size = IMAGE_SIZE
-    for pool in range(1, layers.count("M") + 1):
+    for pool in range(1, kinds.count("pool") + 1):
         if size < 2:
             raise ValueError(
                 f"bad model spec {spec!r}: max-pool {pool} would shrink the {size}x{size} feature map below 1x1; "
                 f"a 28x28 image allows at most {pool - 1} pools"
             )
         size //= 2
-    return layers
+    return items
 
 
-def training_memory_bytes(layers: list[int | str], batch_size: int) -> int:
-    """A lower bound on the memory (float32 bytes) that training `layers` at `batch_size` needs.
+def training_memory_bytes(items: list[str], batch_size: int) -> int:
+    """A lower bound on the memory (float32 bytes) that training `items` at `batch_size` needs.
 
-    Computed from the spec alone, before any tensor is allocated: each convolution keeps its output and its
-    BatchNorm's output for the backward pass, each pool its output; weights have a gradient and momentum.
+    Computed from the spec alone, before any tensor is allocated: each block keeps its convolutions'
+    outputs and its BatchNorm's output for the backward pass, each pool its output; weights have a
+    gradient and momentum.
     """
     channels, size, params, floats_per_image = 1, IMAGE_SIZE, 0, 0
-    for item in layers:
-        if item == "M":
+    for item in items:
+        kind, width = layer_kind(item)
+        if kind == "pool":
             size //= 2
             floats_per_image += channels * size * size
-        else:
-            params += 9 * channels * item + 2 * item
-            channels = item
-            floats_per_image += 2 * channels * size * size
+            continue
+        if kind == "separable":
+            params += 9 * channels
+            floats_per_image += channels * size * size
+        params += (9 if kind == "conv" else 1) * channels * width + 2 * width
+        channels = width
+        floats_per_image += 2 * channels * size * size
     return 4 * (3 * params + batch_size * floats_per_image)
 
 
@@ -73,16 +89,20 @@ class Net(nn.Module):
         layers: list[nn.Module] = []
         channels = 1
         for item in parse_spec(spec):
-            if item == "M":
+            kind, width = layer_kind(item)
+            if kind == "pool":
                 layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [
-                    # No bias: the BatchNorm that follows has its own shift.
-                    nn.Conv2d(channels, item, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(item),
-                    nn.ReLU(inplace=True),
-                ]
-                channels = item
+                continue
+            # No biases: the BatchNorm that follows has its own shift.
+            if kind == "separable":
+                layers.append(nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False))
+            size = 3 if kind == "conv" else 1
+            layers += [
+                nn.Conv2d(channels, width, size, padding=size // 2, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+            channels = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
@@ -101,31 +121,32 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def layer_table(model: Net, image_size: int = 28) -> list[dict]:
-    """One row per layer: output shape, parameters, multiply-accumulates per image, receptive field.
+    """One row per block: output shape, parameters, multiply-accumulates per image, receptive field.
 
     The receptive field is computed from each layer's kernel, stride and padding, so the table
     always describes the model as built. The head's global average pool sees the whole image.
     """
     rows = []
     size, channels, field, jump = image_size, 1, 1, 1
-    for index, layer in enumerate(model.features):
-        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
-            kernel, stride, padding = (
-                (layer.kernel_size[0], layer.stride[0], layer.padding[0])
-                if isinstance(layer, nn.Conv2d)
-                else (layer.kernel_size, layer.stride, layer.padding)
-            )
-            field += (kernel - 1) * jump
-            jump *= stride
-            size = (size + 2 * padding - kernel) // stride + 1
-            if isinstance(layer, nn.Conv2d):
-                channels = layer.out_channels
-                # A convolution's row also counts the BatchNorm that follows it.
-                params = count_parameters(layer) + count_parameters(model.features[index + 1])
-                macs = layer.weight.numel() * size * size
-                name = f"Conv {layer.in_channels}->{channels} 3x3 + BN + ReLU"
-            else:
-                params, macs, name = 0, 0, "MaxPool 2x2"
+    layers = list(model.features)
+    for index, layer in enumerate(layers):
+        if isinstance(layer, nn.MaxPool2d):
+            field += (layer.kernel_size - 1) * jump
+            jump *= layer.stride
+            size //= 2
+            rows.append(dict(layer="MaxPool 2x2", shape=(channels, size, size), params=0, macs=0, rf=field))
+        elif isinstance(layer, nn.Conv2d) and not isinstance(layers[index - 1], nn.Conv2d):
+            convs = [layer] + ([layers[index + 1]] if isinstance(layers[index + 1], nn.Conv2d) else [])
+            norm = layers[index + len(convs)]
+            for conv in convs:  # stride 1 and "same" padding: the size stays
+                field += (conv.kernel_size[0] - 1) * jump
+            first, last = convs[0], convs[-1]
+            kind = "Separable" if len(convs) == 2 else "Conv"
+            kernel = "3x3" if first.kernel_size[0] == 3 else "1x1"
+            params = sum(count_parameters(conv) for conv in convs) + count_parameters(norm)
+            macs = sum(conv.weight.numel() for conv in convs) * size * size
+            name = f"{kind} {first.in_channels}->{last.out_channels} {kernel} + BN + ReLU"
+            channels = last.out_channels
             rows.append(dict(layer=name, shape=(channels, size, size), params=params, macs=macs, rf=field))
     rows.append(dict(layer="Global average pool", shape=(channels, 1, 1), params=0, macs=0, rf=max(field, image_size)))
     linear = model.head[-1]

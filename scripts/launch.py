@@ -24,6 +24,10 @@ from checkpoint import write_atomic  # noqa: E402
 EPOCH_LINE = re.compile(r"^epoch\s+(\d+)/\d+\s.*\bval\s+([\d.]+)%")
 
 
+# train.py's exit code after Ctrl-C; killed by SIGINT; Windows' STATUS_CONTROL_C_EXIT.
+INTERRUPTED = {130, -2, 0xC000013A}
+
+
 class RunFailed(Exception):
     """train.py exited with an error; the message names the exit code, the last line and the log."""
 
@@ -78,6 +82,8 @@ def train_run(
             if process.poll() is None:  # stopped early, or Ctrl-C here (train.py got it too)
                 process.terminate()
                 process.wait()
+    if process.returncode in INTERRUPTED:  # Ctrl-C reached train.py too: stop, do not record a failure
+        raise KeyboardInterrupt
     if process.returncode != 0:
         raise RunFailed(f"train.py exited with {process.returncode}: {last_line(log)} (log: {log})")
     metrics = json.loads((out / "metrics.json").read_text())

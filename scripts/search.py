@@ -22,6 +22,7 @@ import io
 import json
 import os
 import statistics
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -96,12 +97,14 @@ def open_storage(url: str):
     """An Optuna storage for `url`; a malformed or unreachable one is a `UserError`."""
     import optuna
 
+    engine = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = {"connect_args": {"timeout": 60}}  # several workers on one file wait for each other's writes
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         # The heartbeat lets any worker mark a trial FAILED whose machine died while running it.
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180)
     except Exception as error:  # SQLAlchemy raises many kinds: bad URL, missing driver, no server
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(
@@ -223,6 +226,17 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def start_worker(args: argparse.Namespace, trials: int, threads: int) -> subprocess.Popen:
+    """Another `search.py --jobs 1` process on the same study, for `trials` of this call's trials."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--study", args.study, "--trials", str(trials),
+               "--seeds", str(args.seeds), "--threads", str(threads), "--runs", str(args.runs)]  # fmt: skip
+    if args.storage:
+        command += ["--storage", args.storage]
+    if args.max_params:
+        command += ["--max-params", str(args.max_params)]
+    return subprocess.Popen([*command, "--", *args.train_args], cwd=ROOT)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add = parser.add_argument
@@ -230,7 +244,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--storage", default=None, help="SQLAlchemy URL of the study database (default: sqlite:///runs/search.db)")
     add("--trials", type=number(int, at_least=0), default=0,
         help="trials to run now, on top of the study's earlier ones (default: 0, only report)")  # fmt: skip
-    add("--jobs", type=positive_int, default=1, help="trials run at once in this process (default: 1)")
+    add(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="trials run at once, each in its own worker process sharing the study (default: 1)",
+    )
+    add("--threads", type=positive_int, default=None, help="CPU threads per training run (default: cores / jobs)")
     add("--seeds", type=positive_int, default=2, help="seeds trained per trial (default: 2)")
     add("--max-params", type=positive_int, default=None, help="skip architectures over this many parameters")
     add(
@@ -269,12 +289,19 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             raise UserError(f"study {args.study!r} cannot be continued here: {error}") from None
     if args.trials:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         print(f"study {args.study}: {len(study.trials)} trials so far; running {args.trials} more", flush=True)
-        study.optimize(
-            lambda trial: objective(trial, args, epochs, threads),
-            n_trials=args.trials, n_jobs=args.jobs, catch=(RunFailed,), callbacks=[print_trial],
-        )  # fmt: skip
+        # Worker processes rather than Optuna's threads: each stops cleanly on Ctrl-C, as on many machines.
+        shares = [args.trials // args.jobs + (job < args.trials % args.jobs) for job in range(args.jobs)]
+        helpers = [start_worker(args, share, threads) for share in shares[1:] if share]
+        try:
+            study.optimize(
+                lambda trial: objective(trial, args, epochs, threads),
+                n_trials=shares[0], catch=(RunFailed,), callbacks=[print_trial],
+            )  # fmt: skip
+        finally:
+            for helper in helpers:
+                helper.wait()
     states = [trial.state.name.lower() for trial in study.trials]
     print(f"study {args.study}: " + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))))
     if args.report:

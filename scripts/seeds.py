@@ -49,6 +49,7 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     first = next((h["epoch"] for h in history if h["test_acc"] >= TARGET), None)
     return dict(
         seed=seed, val_acc=meta["val_accuracy"], test_acc=meta["test_accuracy"],
+        raw_val_acc=meta.get("raw_val_accuracy"), raw_test_acc=meta.get("raw_test_accuracy"),
         first_epoch_at_target=first, seconds=round(meta["train_seconds"], 1),
         params=meta["params"], device=meta["device"],
     )  # fmt: skip
@@ -57,8 +58,10 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
 def summarize(runs: list[dict]) -> dict:
     """Mean, standard deviation, minimum and maximum of the validation and test accuracies."""
     result = {}
-    for key in ("val_acc", "test_acc"):
-        values = [run[key] for run in runs]
+    for key in ("val_acc", "test_acc", "raw_val_acc", "raw_test_acc"):
+        values = [run[key] for run in runs if run.get(key) is not None]
+        if not values:  # raw_* only exist for runs with --ema
+            continue
         result[key] = dict(
             mean=statistics.mean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
             min=min(values), max=max(values),
