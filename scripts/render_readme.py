@@ -4,9 +4,8 @@
     python scripts/render_readme.py --check  # exit 1 if README.md is out of date
 
 Each section sits between `<!-- BEGIN name -->` and `<!-- END name -->` and is rebuilt from
-models/metrics.json, reports/seeds.json, reports/sweep.json, benchmarks/results.md or the
-model itself, so no number
-in the README is typed by hand.
+models/metrics.json, the reports/ and benchmarks/ files that scripts wrote, or the model itself,
+so no number in the README is typed by hand.
 """
 
 from __future__ import annotations
@@ -130,13 +129,17 @@ def architecture() -> str:
     return "\n".join(parts).rstrip()
 
 
-def benchmark() -> str:
-    return (ROOT / "benchmarks" / "results.md").read_text().strip()
+def written_by_a_script(path: str):
+    """A section that is a markdown file a script wrote (benchmark, search, reading-rate reports)."""
+    return lambda: (ROOT / path).read_text().strip()
 
 
 SECTIONS = {
     "results": results, "seeds": seeds, "epochs": epochs, "sweep": sweep, "architecture": architecture,
-    "benchmark": benchmark,
+    "benchmark": written_by_a_script("benchmarks/results.md"),
+    "startup": written_by_a_script("benchmarks/startup.md"),
+    "search": written_by_a_script("reports/search-screen-8k.md"),
+    "reading": written_by_a_script("reports/reading_rate.md"),
 }  # fmt: skip
 
 

@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
         except ValueError as error:
             raise UserError(f"study {args.study!r} cannot be continued here: {error}") from None
+    optuna.storages.fail_stale_trials(study)  # trials whose worker died (no heartbeat) become FAIL
     if args.trials:
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         print(f"study {args.study}: {len(study.trials)} trials so far; running {args.trials} more", flush=True)
