@@ -21,7 +21,6 @@ from errors import UserError
 
 MEAN, STD = 0.1307, 0.3081
 VAL_SIZE = 5_000
-TRAIN_SIZE = 60_000 - VAL_SIZE
 # The validation split is the same for every training seed, so validation numbers compare across seeds.
 SPLIT_SEED = 12345
 FILES = {
@@ -121,7 +120,11 @@ class MnistTensors:
 
 
 def load_mnist(
-    data_dir: Path, device: torch.device, train_limit: int | None = None, download: bool = True
+    data_dir: Path,
+    device: torch.device,
+    train_limit: int | None = None,
+    download: bool = True,
+    val_size: int = VAL_SIZE,
 ) -> MnistTensors:
     """Load MNIST onto `device`: 55,000 training, 5,000 validation and 10,000 test images.
 
@@ -131,7 +134,7 @@ def load_mnist(
     images, labels = read_split(data_dir, train=True)
     test_images, test_labels = read_split(data_dir, train=False)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    val, train = order[:VAL_SIZE], order[VAL_SIZE:]
+    val, train = order[:val_size], order[val_size:]
     if train_limit is not None:
         train = train[:train_limit]
     return MnistTensors(

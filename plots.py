@@ -84,3 +84,23 @@ def pareto_front(points: list[tuple[int, float, float, bool]], title: str, path:
     axis.set(xscale="log", xlabel="parameters (log)", ylabel="mean validation accuracy (%)", title=title)
     axis.grid(alpha=0.3, which="both")
     _save(figure, path)
+
+
+def frontier(points: list[dict], claims: list[tuple[int, float, str]], path: Path) -> None:
+    """Confirmed presets: parameters (log) against mean test accuracy with min-max bars, each labelled with
+    its CPU seconds per epoch; public claims as labelled crosses."""
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
+    for point in points:
+        low, high = point["test_mean"] - point["test_min"], point["test_max"] - point["test_mean"]
+        axis.errorbar(point["params"], point["test_mean"], yerr=[[low], [high]], fmt="o", capsize=4, color="tab:blue")
+        seconds = f", {point['seconds_per_epoch']:.1f} s/epoch" if point["seconds_per_epoch"] else ""
+        axis.annotate(f"{point['preset']} ({point['seeds']} seeds{seconds})", (point["params"], point["test_mean"]),
+                      textcoords="offset points", xytext=(8, -12), fontsize=8)  # fmt: skip
+    for params, accuracy, note in claims:
+        axis.plot(params, accuracy, "x", color="tab:red", ms=8)
+        axis.annotate(note, (params, accuracy), textcoords="offset points", xytext=(-10, 8), fontsize=7, ha="right")
+    axis.axhline(99.4, color="grey", lw=0.8, ls="--")
+    axis.set(xscale="log", xlabel="parameters (log)", ylabel="test accuracy (%): mean, min-max over seeds",
+             title="accuracy against size, final-epoch models, nothing chosen on test")  # fmt: skip
+    axis.grid(alpha=0.3, which="both")
+    _save(figure, path)

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from checkpoint import load_checkpoint, load_model
+from data import load_mnist
 from evaluate import evaluate
 from model import PRESETS, Net, count_parameters, layer_table
 from train import make_optimizer, parse_args
@@ -86,6 +87,27 @@ def test_default_recipe_is_at_most_20_epochs_of_sgd_with_one_cycle():
     optimizer, scheduler = make_optimizer(Net(), args, steps_per_epoch=10)
     assert isinstance(optimizer, torch.optim.SGD)
     assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+
+
+def test_a_preset_brings_its_own_recipe_and_a_flag_still_wins():
+    assert parse_args([]).label_smoothing == 0.1
+    assert parse_args(["--model", "tiny"]).label_smoothing == 0.0
+    assert parse_args(["--model", "tiny", "--label-smoothing", "0.05"]).label_smoothing == 0.05
+    assert parse_args(["--model", "4,6,M,8,10,M,10,12"]).label_smoothing == 0.1, "a spec is not a preset"
+
+
+@pytest.mark.parametrize(
+    "spec, params",
+    [
+        ("4,8", 44 + (288 + 16) + 90),  # 3x3 convolution: 9 * 4 * 8 weights, BatchNorm 2 * 8
+        ("4,8s", 44 + (36 + 32 + 16) + 90),  # separable: a 3x3 per input channel, then 4 * 8 weights
+        ("4,8p", 44 + (32 + 16) + 90),  # 1x1 convolution
+    ],
+)
+def test_separable_and_pointwise_blocks_cost_what_they_should(spec, params):
+    model = Net(spec)
+    assert count_parameters(model) == params == sum(row["params"] for row in layer_table(model))
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
 # The committed model
@@ -162,3 +184,29 @@ def test_deterministic_runs_are_bit_identical_and_seeds_matter(tmp_path, data_di
     first, again, other_seed = weights(0, "a"), weights(0, "b"), weights(1, "c")
     assert all(torch.equal(first[name], again[name]) for name in first)
     assert not all(torch.equal(first[name], other_seed[name]) for name in first)
+
+
+def test_weight_averaging_saves_the_average_and_reports_the_raw_weights_beside_it(tmp_path, data_dir, mnist):
+    result = run_train(
+        "--epochs", "1", "--train-limit", "3000", "--batch-size", "128", "--ema", "0.9", "--device", "cpu",
+        "--data-dir", str(data_dir), "--out-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    model, meta = load_model(tmp_path / "mnist_model.pth")
+    _, accuracy = evaluate(model, mnist.test_images, mnist.test_labels)
+    assert accuracy == pytest.approx(meta["test_accuracy"], abs=0.011), "the saved weights are the evaluated ones"
+    assert meta["raw_test_accuracy"] is not None and meta["raw_test_accuracy"] != meta["test_accuracy"]
+    assert "raw_val_acc" in json.loads((tmp_path / "metrics.json").read_text())["history"][0]
+
+
+def test_a_final_fit_trains_on_all_60000_images_and_claims_no_validation_figure(tmp_path, data_dir):
+    data = load_mnist(data_dir, torch.device("cpu"), download=False, val_size=0)
+    assert len(data.train_labels) == 60_000 and len(data.val_labels) == 0
+    result = run_train(
+        "--epochs", "1", "--train-limit", "3000", "--val-size", "0", "--device", "cpu",
+        "--data-dir", str(data_dir), "--out-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["meta"]["val_accuracy"] is None and metrics["history"][0]["val_acc"] is None
+    assert metrics["meta"]["test_accuracy"] > 10

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
 from data import (
-    TRAIN_SIZE,
+    VAL_SIZE,
     add_data_dir_argument,
     augment,
     batches_per_epoch,
@@ -48,7 +48,7 @@ BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchN
 # Everything that decides what training produces; stored in the checkpoint and restored by --resume.
 RECIPE = (
     "model", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-    "label_smoothing", "augment", "augment_strength", "ema", "seed", "train_limit", "deterministic",
+    "label_smoothing", "augment", "augment_strength", "ema", "val_size", "seed", "train_limit", "deterministic",
 )  # fmt: skip
 
 
@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--ema", type=number(float, at_least=0, below=1), default=0.0,
         help="evaluate and save an exponential moving average of the weights with this decay per step, "
         "its BatchNorm statistics recomputed on training images (default: 0, off)")  # fmt: skip
+    add("--val-size", type=number(int, at_least=0, at_most=50_000), default=VAL_SIZE,
+        help="training images held out for validation; 0 trains on all 60,000 and reports no validation "
+        "figure (default: 5000)")  # fmt: skip
     add("--seed", type=seed, default=1, help="random seed (default: 1)")
     add("--deterministic", action="store_true", help="bit-reproducible runs (same machine and threads)")
     add("--train-limit", type=number(int, at_least=2), default=None,
@@ -86,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.set_defaults(**PRESET_RECIPES[args.model])
         args = parser.parse_args(argv)
     args.device = pick_device(args.device, parser)
-    train_size = min(args.train_limit or TRAIN_SIZE, TRAIN_SIZE)
+    train_size = min(args.train_limit or 60_000 - args.val_size, 60_000 - args.val_size)
     if args.batch_size > train_size:
         limit = " (--train-limit)" if args.train_limit else ""
         parser.error(f"--batch-size {args.batch_size} is larger than the {train_size:,} training images{limit}, "
@@ -154,6 +157,17 @@ def set_rng_states(states: dict, generator: torch.Generator) -> None:
     generator.set_state(states["data"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def validate(model: torch.nn.Module, data) -> tuple[float | None, float | None]:
+    """Validation loss and accuracy; None for both when training used every image (--val-size 0)."""
+    if len(data.val_labels) == 0:
+        return None, None
+    return evaluate(model, data.val_images, data.val_labels)
+
+
+def percent(value: float | None) -> str:
+    return f"{value:6.2f}%" if value is not None else "    n/a"
 
 
 def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel:
@@ -225,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.use_deterministic_algorithms(True, warn_only=True)
     check_writable(args.out_dir)
     started = time.perf_counter()
-    data = load_mnist(resolve_data_dir(args.data_dir), args.device, args.train_limit)
+    data = load_mnist(resolve_data_dir(args.data_dir), args.device, args.train_limit, val_size=args.val_size)
 
     # Imported here, not at the top, so that --help and usage errors answer at the speed of `import torch`.
     import torchvision
@@ -277,19 +291,19 @@ def main(argv: list[str] | None = None) -> int:
             train_loss, train_acc = train_one_epoch(model, data, optimizer, scheduler, generator, args, epoch, averaged)
             # The model that is evaluated and saved: the raw weights, or their average.
             final_model = model if averaged is None else refresh_batchnorm(averaged, data.train_images)
-            val_loss, val_acc = evaluate(final_model, data.val_images, data.val_labels)
+            val_loss, val_acc = validate(final_model, data)
             test_loss, test_acc = evaluate(final_model, data.test_images, data.test_labels)
             record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
                           val_acc=val_acc, test_loss=test_loss, test_acc=test_acc)  # fmt: skip
             if averaged is not None:  # the raw weights too: the same run answers whether averaging helps
-                record["raw_val_acc"] = evaluate(model, data.val_images, data.val_labels)[1]
+                record["raw_val_acc"] = validate(model, data)[1]
                 record["raw_test_acc"] = evaluate(model, data.test_images, data.test_labels)[1]
             record["seconds"] = time.perf_counter() - epoch_start
             history.append(record)
             last_complete = snapshot(epoch)  # before the line below, so Ctrl-C after it keeps this epoch
             print(
                 f"epoch {epoch:2d}/{args.epochs}  train loss {train_loss:.4f} acc {train_acc:6.2f}%  "
-                f"val {val_acc:6.2f}%  test {test_acc:6.2f}%  lr {lr:.4f}  {record['seconds']:5.1f}s",
+                f"val {percent(val_acc)}  test {test_acc:6.2f}%  lr {lr:.4f}  {record['seconds']:5.1f}s",
                 flush=True,
             )
     except KeyboardInterrupt:
@@ -320,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(metrics.encode(), args.out_dir / "metrics.json")
     training_curves(history, args.out_dir / "training_curves.png")
     print(
-        f"saved {model_path}: {params:,} parameters, val {final['val_acc']:.2f}%, "
+        f"saved {model_path}: {params:,} parameters, val {percent(final['val_acc']).strip()}, "
         f"test {final['test_acc']:.2f}%, {total_seconds:.0f} s in all"
     )
     return 0

@@ -78,7 +78,8 @@ def seeds() -> str:
         "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for name, entry in report.items():
-        test, val = entry["summary"]["test_acc"], entry["summary"]["val_acc"]
+        test, val = entry["summary"]["test_acc"], entry["summary"].get("val_acc")
+        val_mean = f"{val['mean']:.2f}%" if val else "n/a (trained on all 60,000)"
         devices = ", ".join(sorted({run["device"] for run in entry["runs"]}))
         budget, least_min, least_mean = SEED_TARGETS[name]
         met = entry["params"] <= budget and test["min"] >= least_min and test["mean"] >= least_mean
@@ -89,7 +90,7 @@ def seeds() -> str:
         )
         lines.append(
             f"| {name} | {entry['params']:,} | {len(entry['runs'])} | **{test['mean']:.2f}%** | {test['min']:.2f}% "
-            f"| {test['std']:.3f} | {val['mean']:.2f}% | {devices} | {target} | {'yes' if met else '**no**'} |"
+            f"| {test['std']:.3f} | {val_mean} | {devices} | {target} | {'yes' if met else '**no**'} |"
         )
     return "\n".join(lines)
 

@@ -87,10 +87,13 @@ def check_train_args(train_args: list[str]) -> int:
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            return train.parse_args(train_args).epochs
+            parsed = train.parse_args(train_args)
     except SystemExit:
         reason = stderr.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
         raise UserError(f"train.py refuses the flags after --: {reason}") from None
+    if parsed.val_size == 0:
+        raise UserError("--val-size 0 after -- leaves no validation images to score trials on")
+    return parsed.epochs
 
 
 def open_storage(url: str):

@@ -51,6 +51,7 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
         seed=seed, val_acc=meta["val_accuracy"], test_acc=meta["test_accuracy"],
         raw_val_acc=meta.get("raw_val_accuracy"), raw_test_acc=meta.get("raw_test_accuracy"),
         first_epoch_at_target=first, seconds=round(meta["train_seconds"], 1),
+        seconds_per_epoch=round(meta["seconds_per_epoch"], 2), threads=meta["threads"],
         params=meta["params"], device=meta["device"],
     )  # fmt: skip
 
@@ -69,24 +70,32 @@ def summarize(runs: list[dict]) -> dict:
     return result
 
 
+def pct(value: float | None, digits: int = 2) -> str:
+    return f"{value:.{digits}f}%" if value is not None else "n/a"
+
+
 def markdown(report: dict) -> str:
-    """One table per entry: a row per seed, then the summary rows."""
+    """One table per entry: a row per seed, then the summary rows. Runs with --ema also show the raw
+    weights' figures from the same run, so the two can be compared seed by seed."""
     lines = []
     for name, entry in report.items():
         flags = " ".join(entry["train_args"]) or "(defaults)"
+        keys = ["val_acc", "test_acc"] + (["raw_val_acc", "raw_test_acc"] if "raw_val_acc" in entry["summary"] else [])
+        titles = {"val_acc": "val acc", "test_acc": "test acc", "raw_val_acc": "raw val", "raw_test_acc": "raw test"}
         lines += [
             f"### {name}: {entry['params']:,} parameters, train.py {flags}", "",
-            f"| seed | val acc | test acc | first epoch test >= {TARGET}% | seconds | device |",
-            "|---:|---:|---:|---:|---:|---|",
+            "| seed | " + " | ".join(titles[key] for key in keys)
+            + f" | first epoch test >= {TARGET}% | seconds | device |",
+            "|---:|" + "---:|" * len(keys) + "---:|---:|---|",
         ]  # fmt: skip
         for run in entry["runs"]:
             lines.append(
-                f"| {run['seed']} | {run['val_acc']:.2f}% | {run['test_acc']:.2f}% | "
-                f"{run['first_epoch_at_target'] or 'never'} | {run['seconds']:.0f} | {run['device']} |"
-            )
+                f"| {run['seed']} | " + " | ".join(pct(run.get(key)) for key in keys)
+                + f" | {run['first_epoch_at_target'] or 'never'} | {run['seconds']:.0f} | {run['device']} |"
+            )  # fmt: skip
         for stat in ("mean", "std", "min", "max"):
-            val, test = entry["summary"]["val_acc"][stat], entry["summary"]["test_acc"][stat]
-            lines.append(f"| **{stat}** | {val:.3f}% | {test:.3f}% | | | |")
+            values = [entry["summary"].get(key, {}).get(stat) for key in keys]
+            lines.append(f"| **{stat}** | " + " | ".join(pct(value, 3) for value in values) + " | | | |")
         lines.append("")
     return "\n".join(lines)
 

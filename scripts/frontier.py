@@ -1,0 +1,88 @@
+"""The accuracy-size-speed frontier of the confirmed presets, from reports/seeds.json.
+
+    python scripts/frontier.py              # writes reports/frontier.json, .md and .png
+
+One point per preset confirmed with scripts/seeds.py: parameters (log axis) against mean test accuracy,
+with bars from the worst to the best seed, and the CPU seconds per epoch its runs took. The public
+write-ups' claims are drawn as labelled markers for comparison; they are single runs whose best epoch
+was picked while watching the test set, which ours never do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from checkpoint import write_atomic  # noqa: E402
+from errors import UserError, run_cli  # noqa: E402
+
+PRESETS = ("micro", "tiny", "default")
+# (parameters, claimed test accuracy, how): claims from public small-CNN write-ups, for comparison only.
+CLAIMS = [
+    (7_000, 99.40, "claimed: 11 epochs, one run, best epoch"),
+    (8_900, 99.50, "claimed: 15 epochs, one run, best epoch"),
+]
+
+
+def points(report: dict) -> list[dict]:
+    rows = []
+    for name in PRESETS:
+        if name not in report:
+            continue
+        entry = report[name]
+        test, val = entry["summary"]["test_acc"], entry["summary"]["val_acc"]
+        per_epoch = [run["seconds_per_epoch"] for run in entry["runs"] if run.get("seconds_per_epoch")]
+        rows.append(
+            dict(
+                preset=name, params=entry["params"], seeds=len(entry["runs"]), train_args=entry["train_args"],
+                test_mean=test["mean"], test_min=test["min"], test_max=test["max"], test_std=test["std"],
+                val_mean=val["mean"], seconds_per_epoch=statistics.median(per_epoch) if per_epoch else None,
+                threads=sorted({run.get("threads") for run in entry["runs"]} - {None}),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| preset | parameters | seeds | test mean | test min | test max | test std | val mean | CPU s / epoch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        seconds = f"{row['seconds_per_epoch']:.1f}" if row["seconds_per_epoch"] else "n/a"
+        lines.append(
+            f"| {row['preset']} | {row['params']:,} | {row['seeds']} | **{row['test_mean']:.2f}%** "
+            f"| {row['test_min']:.2f}% | {row['test_max']:.2f}% | {row['test_std']:.3f} | {row['val_mean']:.2f}% "
+            f"| {seconds} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds-report", type=Path, default=ROOT / "reports" / "seeds.json", help="seeds.py's report")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "frontier.json", help="results file")
+    args = parser.parse_args(argv)
+    if not args.seeds_report.is_file():
+        raise UserError(f"{args.seeds_report} not found; confirm presets first with scripts/seeds.py")
+    rows = points(json.loads(args.seeds_report.read_text()))
+    if not rows:
+        raise UserError(f"{args.seeds_report} has no entry named {', '.join(PRESETS)}")
+    report = dict(points=rows, claims=[dict(params=p, test_accuracy=a, note=n) for p, a, n in CLAIMS])
+    write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
+    write_atomic(markdown(rows).encode(), args.out.with_suffix(".md"))
+    from plots import frontier  # matplotlib: only once there is something to draw
+
+    frontier(rows, CLAIMS, args.out.with_suffix(".png"))
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
