@@ -133,7 +133,7 @@ def test_gradio_client_reads_a_digit_and_the_server_survives_junk(server, tmp_pa
 
 
 def chromium() -> str | None:
-    """The system's Chromium (Debian: apt-get install chromium), or $CHROMIUM."""
+    """$CHROMIUM, or the system's Chromium (Debian: apt-get install chromium); None: Playwright's own."""
     return os.environ.get("CHROMIUM") or next(
         (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
     )
@@ -142,18 +142,19 @@ def chromium() -> str | None:
 @pytest.mark.slow
 @pytest.mark.browser
 def test_a_digit_drawn_with_the_mouse_in_chromium_is_read(server, tmp_path):
-    browser_path = chromium()
-    if browser_path is None:
-        message = "no Chromium here: apt-get install chromium (or set CHROMIUM to a Chrome or Chromium binary)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync"]  # fmt: skip
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=browser_path, args=flags)
+        try:  # the system's Chromium, else the one `playwright install chromium` downloaded (GitHub's runners)
+            browser = playwright.chromium.launch(executable_path=chromium(), args=flags)
+        except PlaywrightError as error:
+            message = f"no usable Chromium ({str(error).splitlines()[0]}); apt-get install chromium or set CHROMIUM"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 760})
             page.goto(server, wait_until="domcontentloaded")

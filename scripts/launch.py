@@ -42,10 +42,15 @@ def last_line(path: Path) -> str:
 
 
 def finished_run(train_args: list[str], out: Path) -> dict | None:
-    """The metrics of a run that already finished in `out` with exactly these arguments, else None."""
+    """The metrics of a run that already finished in `out` with exactly these train.py flags, else None.
+    Where it was trained does not matter: a finished run's folder can be moved or copied."""
     path = out / "metrics.json"
     metrics = json.loads(path.read_text()) if path.is_file() else {}
-    return metrics if metrics.get("command") == [*train_args, "--out-dir", str(out)] else None
+    command = metrics.get("command", [])
+    if "--out-dir" in command:
+        at = command.index("--out-dir")
+        command = command[:at] + command[at + 2 :]
+    return metrics if metrics and command == train_args else None
 
 
 def train_run(
@@ -74,6 +79,7 @@ def train_run(
         try:
             for line in process.stdout:
                 file.write(line)
+                file.flush()  # the log shows progress while the run goes on
                 epoch = EPOCH_LINE.match(line)
                 if epoch and on_epoch and on_epoch(int(epoch[1]), float(epoch[2])):
                     raise RunStopped(f"stopped after epoch {epoch[1]}")
