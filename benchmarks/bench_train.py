@@ -48,7 +48,7 @@ from data import (  # noqa: E402
 from errors import run_cli  # noqa: E402
 from flags import positive_int  # noqa: E402
 from model import Net, count_parameters  # noqa: E402
-from train import machine_name, make_optimizer, parse_args, train_one_epoch  # noqa: E402
+from train import machine_name, make_optimizer, parse_args, train_one_epoch, weight_average  # noqa: E402
 
 TYPICAL_SECONDS_PER_EPOCH = 30.0  # what common DataLoader MNIST scripts take on a 2-core CPU
 EPOCH_IMAGES = 55_000
@@ -61,7 +61,8 @@ def time_ours(data: MnistTensors, args: argparse.Namespace, images: int) -> floa
     optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=batches_per_epoch(images, args.batch_size))
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    train_one_epoch(model, subset, optimizer, scheduler, generator, args, epoch=1)
+    averaged = weight_average(model, args.ema) if args.ema else None  # the recipe's weight averaging, if any
+    train_one_epoch(model, subset, optimizer, scheduler, generator, args, epoch=1, averaged=averaged)
     return time.perf_counter() - start
 
 
@@ -81,6 +82,7 @@ def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float
     model = Net(args.model, args.dropout)
     steps = -(-images // args.batch_size)
     optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=steps)
+    averaged = weight_average(model, args.ema) if args.ema else None
     model.train()
     start = time.perf_counter()
     for step, (batch, labels) in enumerate(classic_loader(data_dir, args.batch_size)):
@@ -91,6 +93,8 @@ def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
     return time.perf_counter() - start
 
 

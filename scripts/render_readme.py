@@ -25,7 +25,7 @@ from train import parse_args  # noqa: E402
 README = ROOT / "README.md"
 TARGET = 99.40
 # Our goals per preset: parameter budget, lowest and mean test accuracy over seeds.
-SEED_TARGETS = {"default": (8_000, 99.40, 99.50), "tiny": (4_000, 0.0, 99.40)}
+SEED_TARGETS = {"default": (8_000, 99.45, 99.50), "tiny": (4_000, 0.0, 99.40), "micro": (1_000, 0.0, 99.00)}
 
 
 def results() -> str:
@@ -141,6 +141,7 @@ SECTIONS = {
     "startup": written_by_a_script("benchmarks/startup.md"),
     "search": written_by_a_script("reports/search-screen-8k.md"),
     "reading": written_by_a_script("reports/reading_rate.md"),
+    "frontier": written_by_a_script("reports/frontier.md"),
 }  # fmt: skip
 
 
