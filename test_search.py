@@ -70,7 +70,8 @@ def test_two_processes_share_one_study(tmp_path):
 def test_an_architecture_over_budget_is_rejected_without_training(tmp_path):
     args = search.parse_args(["--max-params", "1000", "--runs", str(tmp_path / "runs")])
     widths = {f"stage{s}_width{i}": 16 for s in (1, 2, 3) for i in (1, 2)}
-    trial = optuna.trial.FixedTrial({"stage1_convs": 2, "stage2_convs": 2, "stage3_convs": 2, **widths})
+    kinds = {"stage2_kind": "", "stage3_kind": "", "head_1x1": 0}
+    trial = optuna.trial.FixedTrial({"stage1_convs": 2, "stage2_convs": 2, "stage3_convs": 2, **widths, **kinds})
     with pytest.raises(optuna.TrialPruned):
         search.objective(trial, args, epochs=1, threads=1)
     assert trial.user_attrs["params"] > 1000 and "not trained" in trial.user_attrs["error"]

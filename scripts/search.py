@@ -39,12 +39,12 @@ from scripts.launch import RunFailed, RunStopped, train_run  # noqa: E402
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # validation accuracy, parameters, seconds per epoch
 # Up to three stages split by 2x2 max-pools: (most convolutions, narrowest width, widest width).
 STAGES = [(2, 2, 16), (3, 4, 24), (3, 4, 32)]
-SEARCHED = ("--model", "--lr", "--label-smoothing", "--dropout", "--weight-decay", "--augment-strength")
+SEARCHED = ("--model", "--lr", "--label-smoothing", "--dropout", "--weight-decay", "--augment-strength", "--ema")
 RESERVED = (*SEARCHED, "--seed", "--out-dir", "--resume", "--no-augment")
 # Pruning compares a trial with finished ones from this fraction of the schedule on, once OneCycleLR's
 # warm-up is over and validation accuracy starts to say something about the end.
 PRUNE_FROM = 0.5
-SMALLEST_SPEC = ",M,".join(str(low) for _, low, _ in STAGES)
+SMALLEST_SPEC = ",M,".join([str(STAGES[0][1])] + [f"{low}s" for _, low, _ in STAGES[1:]])
 
 
 def default_storage() -> str:
@@ -56,13 +56,16 @@ def spec_params(spec: str) -> int:
 
 
 def suggest_spec(trial) -> str:
-    """A layer spec: convolutions per stage, their widths, and a max-pool between stages."""
+    """A layer spec: convolutions per stage, their widths and kind (plain or depthwise-separable after the
+    first stage), a max-pool between stages, and optionally a 1x1 convolution before the head."""
     stages = []
     for stage, (most, low, high) in enumerate(STAGES):
         convs = trial.suggest_int(f"stage{stage + 1}_convs", 1, most)
         widths = [trial.suggest_int(f"stage{stage + 1}_width{i + 1}", low, high, step=2) for i in range(convs)]
-        stages.append(",".join(map(str, widths)))
-    return ",M,".join(stages)
+        kind = trial.suggest_categorical(f"stage{stage + 1}_kind", ["", "s"]) if stage else ""
+        stages.append(",".join(f"{width}{kind}" for width in widths))
+    head = trial.suggest_categorical("head_1x1", [0, 10, 16])
+    return ",M,".join(stages) + (f",{head}p" if head else "")
 
 
 def suggest_recipe(trial) -> list[str]:
@@ -73,6 +76,7 @@ def suggest_recipe(trial) -> list[str]:
         "--dropout": trial.suggest_float("dropout", 0.0, 0.2),
         "--weight-decay": trial.suggest_float("weight_decay", 1e-5, 2e-3, log=True),
         "--augment-strength": trial.suggest_float("augment_strength", 0.0, 1.5),
+        "--ema": trial.suggest_categorical("ema", [0.0, 0.99, 0.995, 0.998]),
     }
     return [item for flag, value in values.items() for item in (flag, f"{value:.4g}")]
 
