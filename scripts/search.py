@@ -24,6 +24,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -44,6 +45,7 @@ RESERVED = (*SEARCHED, "--seed", "--out-dir", "--resume", "--no-augment")
 # Pruning compares a trial with finished ones from this fraction of the schedule on, once OneCycleLR's
 # warm-up is over and validation accuracy starts to say something about the end.
 PRUNE_FROM = 0.5
+STORAGE_ATTEMPTS = 5  # tries to open a storage whose tables another worker may be creating
 SMALLEST_SPEC = ",M,".join([str(STAGES[0][1])] + [f"{low}s" for _, low, _ in STAGES[1:]])
 
 
@@ -103,21 +105,28 @@ def check_train_args(train_args: list[str]) -> int:
 def open_storage(url: str):
     """An Optuna storage for `url`; a malformed or unreachable one is a `UserError`."""
     import optuna
+    from sqlalchemy.exc import IntegrityError
 
     engine = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = {"connect_args": {"timeout": 60}}  # several workers on one file wait for each other's writes
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        # The heartbeat lets any worker mark a trial FAILED whose machine died while running it.
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180)
-    except Exception as error:  # SQLAlchemy raises many kinds: bad URL, missing driver, no server
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(
-            f"cannot open --storage {url}: {reason} (a server URL also needs its driver installed, "
-            "e.g. pip install psycopg2-binary for postgresql://)"
-        ) from None
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            # The heartbeat lets any worker mark a trial FAILED whose machine died while running it.
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180)
+        except Exception as error:  # SQLAlchemy raises many kinds: bad URL, missing driver, no server
+            racing = isinstance(error, IntegrityError) or "already exists" in str(error)
+            if racing and attempt + 1 < STORAGE_ATTEMPTS:
+                # Workers started together on a new database race to create its tables; the loser retries.
+                time.sleep(1 + attempt)
+                continue
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(
+                f"cannot open --storage {url}: {reason} (a server URL also needs its driver installed, "
+                "e.g. pip install psycopg2-binary for postgresql://)"
+            ) from None
 
 
 def make_pruner(trial, params: int, epochs: int):
