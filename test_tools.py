@@ -146,6 +146,17 @@ def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
     assert again.stdout.count("already trained") == 2
 
 
+def test_seed_report_compares_averaged_and_raw_weights_seed_by_seed():
+    from scripts.seeds import summarize
+
+    averaged = [dict(val_acc=99.5, test_acc=99.4, raw_val_acc=99.4, raw_test_acc=99.3),
+                dict(val_acc=99.6, test_acc=99.5, raw_val_acc=99.3, raw_test_acc=99.5)]  # fmt: skip
+    gain = summarize(averaged)["averaging_val_gain"]
+    assert gain["mean"] == pytest.approx(0.2) and gain["standard_error"] == pytest.approx(0.1)
+    plain = [dict(val_acc=99.5, test_acc=99.4), dict(val_acc=99.6, test_acc=99.5)]
+    assert set(summarize(plain)) == {"val_acc", "test_acc"}
+
+
 def test_readme_tables_match_the_committed_results():
     result = run_script("scripts/render_readme.py", "--check")
     assert result.returncode == 0, result.stdout

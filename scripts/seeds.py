@@ -57,7 +57,8 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Mean, standard deviation, minimum and maximum of the validation and test accuracies."""
+    """Mean, standard deviation, minimum and maximum of the validation and test accuracies, and for runs
+    with --ema the mean gain of the averaged weights over the raw ones on validation, with its standard error."""
     result = {}
     for key in ("val_acc", "test_acc", "raw_val_acc", "raw_test_acc"):
         values = [run[key] for run in runs if run.get(key) is not None]
@@ -67,6 +68,11 @@ def summarize(runs: list[dict]) -> dict:
             mean=statistics.mean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
             min=min(values), max=max(values),
         )  # fmt: skip
+    gains = [run["val_acc"] - run["raw_val_acc"] for run in runs if run.get("raw_val_acc") is not None]
+    if len(gains) > 1:  # averaging against the same run's raw weights: a paired comparison per seed
+        result["averaging_val_gain"] = dict(
+            mean=statistics.mean(gains), standard_error=statistics.stdev(gains) / len(gains) ** 0.5
+        )
     return result
 
 
@@ -96,6 +102,10 @@ def markdown(report: dict) -> str:
         for stat in ("mean", "std", "min", "max"):
             values = [entry["summary"].get(key, {}).get(stat) for key in keys]
             lines.append(f"| **{stat}** | " + " | ".join(pct(value, 3) for value in values) + " | | | |")
+        gain = entry["summary"].get("averaging_val_gain")
+        if gain:
+            lines += ["", f"Weight averaging's validation gain over the same runs' raw weights, paired by seed: "
+                      f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)."]  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 
