@@ -49,7 +49,9 @@ def test_a_second_call_continues_the_study_and_the_report_holds_only_validation(
     report = json.loads((tmp_path / "reports" / "search-smoke.json").read_text())
     assert report["pareto_front"] and {row["trial"] for row in report["pareto_front"]} <= {t.number for t in trials}
     assert "test" not in json.dumps(report).replace("--train-limit", "")
+    assert report["trained_trials"] == 3 and report["wall_clock_hours"] > 0, "the study's pace is measured"
     assert (tmp_path / "reports" / "search-smoke.png").stat().st_size > 0
+    assert "3 trials trained in" in (tmp_path / "reports" / "search-smoke.md").read_text()
     assert "| layer spec |" in (tmp_path / "reports" / "search-smoke.md").read_text()
 
 

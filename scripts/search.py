@@ -211,10 +211,19 @@ def pareto_report(study, out_dir: Path) -> Path:
         )  # fmt: skip
 
     front = sorted((row(trial) for trial in complete if trial.number in front_numbers), key=lambda r: r["params"])
-    states = [trial.state.name.lower() for trial in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    states = [trial.state.name.lower() for trial in trials]
+    # Throughput: trials whose training ran to its end or to the pruner, over the study's wall-clock span
+    # (a study continued later counts the pause too).
+    trained = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED") and "train_args" in t.user_attrs]
+    hours = (
+        (max(t.datetime_complete for t in trained) - min(t.datetime_start for t in trained)).total_seconds() / 3600
+        if trained else 0.0
+    )  # fmt: skip
     report = dict(
         study=study.study_name, objectives=["val_mean (max)", "params (min)", "seconds_per_epoch (min)"],
-        trials={state: states.count(state) for state in sorted(set(states))}, pareto_front=front,
+        trials={state: states.count(state) for state in sorted(set(states))},
+        trained_trials=len(trained), wall_clock_hours=hours, pareto_front=front,
     )  # fmt: skip
     path = out_dir / f"search-{study.study_name}.json"
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), path)
@@ -226,8 +235,10 @@ def pareto_report(study, out_dir: Path) -> Path:
 
 def markdown(report: dict) -> str:
     counts = ", ".join(f"{count} {state}" for state, count in report["trials"].items())
+    hours, trained = report["wall_clock_hours"], report["trained_trials"]
+    pace = f" {trained} trials trained in {hours * 60:.0f} minutes ({trained / hours:.0f} per hour)." if hours else ""
     lines = [
-        f"Study `{report['study']}`: {counts}. Pareto front over mean validation accuracy (up), parameters "
+        f"Study `{report['study']}`: {counts}.{pace} Pareto front over mean validation accuracy (up), parameters "
         "(down) and seconds per epoch (down); validation only, no test figures.",
         "",
         "| trial | layer spec | parameters | val mean | seeds | s / epoch | train.py flags |",
