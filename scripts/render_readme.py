@@ -142,7 +142,7 @@ SECTIONS = {
     "results": results, "seeds": seeds, "epochs": epochs, "sweep": sweep, "architecture": architecture,
     "benchmark": written_by_a_script("benchmarks/results.md"),
     "startup": written_by_a_script("benchmarks/startup.md"),
-    "search": written_by_a_script("reports/search-screen-8k.md"),
+    "search": written_by_a_script("reports/search-screen.md"),
     "reading": written_by_a_script("reports/reading_rate.md"),
     "frontier": written_by_a_script("reports/frontier.md"),
 }  # fmt: skip
