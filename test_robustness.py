@@ -139,7 +139,7 @@ def test_random_bytes_as_a_checkpoint_give_only_the_clean_error(junk):
 
 
 def test_checkpoint_of_another_architecture_names_the_layers(capsys):
-    code, stderr = cli(evaluate.main, ["--checkpoint", str(MODEL_PATH), "--model", "tiny"], capsys)
+    code, stderr = cli(evaluate.main, ["--checkpoint", str(MODEL_PATH), "--model", "micro"], capsys)
     assert code == 2
     assert_one_line(stderr, "different architecture", "features.0", "saved (8, 1, 3, 3), model (4, 1, 3, 3)")
 

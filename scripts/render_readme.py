@@ -39,6 +39,8 @@ def results() -> str:
         ("`reports/cuda_run.json`: `python train.py --device cuda`", ROOT / "reports" / "cuda_run.json"),
     ):
         meta = json.loads(path.read_text())["meta"]
+        if meta["spec"] != PRESETS["default"]:  # measured before the default architecture last changed
+            label += f" (earlier default `{meta['spec']}`)"
         lines.append(
             f"| {label} | {meta['params']:,} | {meta['val_accuracy']:.2f}% | **{meta['test_accuracy']:.2f}%** "
             f"| {meta['epochs']} | {meta['seconds_per_epoch']:.1f} | {meta['train_seconds']:.0f} s "
