@@ -38,10 +38,17 @@ def cli(main, argv: list[str], capsys) -> tuple[int, str]:
     return exit_info.value.code, capsys.readouterr().err
 
 
+def take_ctrl_c_as_a_terminal_does() -> None:
+    # A background job (`pytest &`, some CI runners) ignores SIGINT and its children inherit that, so
+    # the Ctrl-C test would see training run to the end; a terminal delivers Ctrl-C to the foreground job.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def train_process(*flags: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), *flags], cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        preexec_fn=None if sys.platform == "win32" else take_ctrl_c_as_a_terminal_does,
     )  # fmt: skip
 
 
