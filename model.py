@@ -4,8 +4,8 @@ The network is a VGG-style stack written as a short spec. Each item is one block
 BatchNorm and ReLU: "16" is a 3x3 convolution with 16 output channels, "16s" a depthwise-separable
 one (a 3x3 convolution per channel, then a 1x1 convolution to 16 channels: far fewer parameters),
 "16p" a 1x1 convolution; "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer
-form the head. Full 28x28 resolution is expensive on a CPU, so every preset pools right after its first
-convolution and spends its width after pooling, where separable blocks make it cheap.
+form the head. Every preset pools right after its first convolution and spends its width after pooling,
+where separable blocks make it cheap (chosen on validation: README).
 """
 
 from __future__ import annotations
