@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -108,6 +109,21 @@ def test_separable_and_pointwise_blocks_cost_what_they_should(spec, params):
     model = Net(spec)
     assert count_parameters(model) == params == sum(row["params"] for row in layer_table(model))
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_clean_epochs_train_the_last_epochs_on_unaugmented_images(monkeypatch):
+    import train
+
+    args = parse_args(["--epochs", "3", "--clean-epochs", "1", "--batch-size", "8", "--model", "micro",
+                       "--device", "cpu"])  # fmt: skip
+    data = SimpleNamespace(train_images=torch.randn(16, 1, 28, 28), train_labels=torch.randint(0, 10, (16,)))
+    model = Net(args.model)
+    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=2)
+    augmented_in = []
+    monkeypatch.setattr(train, "augment", lambda images, generator, strength: augmented_in.append(epoch) or images)
+    for epoch in (1, 2, 3):
+        train.train_one_epoch(model, data, optimizer, scheduler, torch.Generator(), args, epoch)
+    assert augmented_in == [1, 1, 2, 2]
 
 
 # The committed model

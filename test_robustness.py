@@ -175,6 +175,7 @@ def test_resume_refuses_a_model_checkpoint(tmp_path, capsys):
         (["--batch-size", "100000", "--train-limit", "500"], "--batch-size 100000 is larger than the 500 training"),
         (["--batch-size", "1"], "--batch-size: must be at least 2"),
         (["--seed", "-1"], "--seed"),
+        (["--clean-epochs", "-1"], "--clean-epochs: must be at least 0"),
     ],
 )  # fmt: skip
 def test_bad_flag_is_a_usage_error_before_anything_starts(flags, message, tmp_path, capsys):

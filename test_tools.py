@@ -157,6 +157,19 @@ def test_seed_report_compares_averaged_and_raw_weights_seed_by_seed():
     assert set(summarize(plain)) == {"val_acc", "test_acc"}
 
 
+def test_seed_report_compares_two_entries_on_the_seeds_they_share():
+    from errors import UserError
+    from scripts.seeds import compare
+
+    baseline = dict(runs=[dict(seed=0, val_acc=99.4), dict(seed=1, val_acc=99.5), dict(seed=2, val_acc=99.0)])
+    runs = [dict(seed=0, val_acc=99.5), dict(seed=1, val_acc=99.8), dict(seed=7, val_acc=90.0)]
+    gain = compare(runs, baseline, "before")
+    assert gain["name"] == "before" and gain["val_gain"]["seeds"] == 2
+    assert gain["val_gain"]["mean"] == pytest.approx(0.2) and gain["val_gain"]["standard_error"] == pytest.approx(0.1)
+    with pytest.raises(UserError, match="fewer than 2 of these seeds"):
+        compare(runs[2:], baseline, "before")
+
+
 def test_readme_tables_match_the_committed_results():
     result = run_script("scripts/render_readme.py", "--check")
     assert result.returncode == 0, result.stdout

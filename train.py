@@ -47,8 +47,8 @@ PRESET_RECIPES: dict[str, dict] = {
 BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchNorm statistics
 # Everything that decides what training produces; stored in the checkpoint and restored by --resume.
 RECIPE = (
-    "model", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-    "label_smoothing", "augment", "augment_strength", "ema", "val_size", "seed", "train_limit", "deterministic",
+    "model", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing",
+    "augment", "augment_strength", "clean_epochs", "ema", "val_size", "seed", "train_limit", "deterministic",
 )  # fmt: skip
 
 
@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--no-augment", dest="augment", action="store_false", help="train without random affine augmentation")
     add("--augment-strength", type=number(float, at_least=0, at_most=3), default=1.0,
         help="scales the rotation (10 degrees), shift (2 px) and zoom (10%%) of augmentation (default: 1)")  # fmt: skip
+    add("--clean-epochs", type=number(int, at_least=0), default=0,
+        help="train the last N epochs on un-augmented images, as the test images are (default: 0)")  # fmt: skip
     add("--ema", type=number(float, at_least=0, below=1), default=0.0,
         help="evaluate and save an exponential moving average of the weights with this decay per step, "
         "its BatchNorm statistics recomputed on training images (default: 0, off)")  # fmt: skip
@@ -185,9 +187,10 @@ def refresh_batchnorm(averaged: AveragedModel, images: torch.Tensor) -> torch.nn
 def train_one_epoch(
     model, data, optimizer, scheduler, generator, args, epoch: int, averaged=None
 ) -> tuple[float, float]:
-    """One pass over the training images; returns mean loss and accuracy (%) on augmented batches.
+    """One pass over the training images; returns mean loss and accuracy (%) on the batches as trained.
     `averaged`, if given, is updated after every step."""
     model.train()
+    augmenting = args.augment and args.augment_strength > 0 and epoch <= args.epochs - args.clean_epochs
     count = len(data.train_labels)
     steps = batches_per_epoch(count, args.batch_size)
     losses = torch.zeros(steps, device=args.device)
@@ -195,7 +198,7 @@ def train_one_epoch(
     bar = tqdm(total=steps, desc=f"epoch {epoch}/{args.epochs}", leave=False, disable=None)
     for step, index in enumerate(shuffled_batches(count, args.batch_size, generator)):
         images, labels = data.train_images[index], data.train_labels[index]
-        if args.augment and args.augment_strength > 0:
+        if augmenting:
             images = augment(images, generator, strength=args.augment_strength)
         output = model(images)
         # cross_entropy re-applies log_softmax, which leaves log-probabilities unchanged.

@@ -3,11 +3,14 @@
     python scripts/seeds.py --seeds 0 1 2 3 4                  # default preset
     python scripts/seeds.py --seeds 0 1 2 3 4 --name tiny -- --model tiny
     python scripts/seeds.py --seeds 0 1 2 --name lr0.1 --report reports/sweep.json -- --lr 0.1
+    python scripts/seeds.py --seeds 0 1 2 --name lr0.1 --compare default --report reports/sweep.json -- --lr 0.1
 
 Everything after `--` goes to train.py unchanged. Each seed trains into runs/NAME/seed-S/; a seed
 whose run already finished with the same flags is read back instead of retrained, so an interrupted
 sweep resumes. `--jobs N` trains N seeds at once, splitting the CPU threads between them.
-The report (JSON plus a markdown table beside it) keeps one entry per NAME.
+The report (JSON plus a markdown table beside it) keeps one entry per NAME. `--compare OTHER` adds
+the mean validation gain over the report's entry OTHER, paired by seed: seeds share their data order
+and initial weights, so a paired difference sees a change that the seed-to-seed spread would hide.
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     )  # fmt: skip
 
 
+def paired_gain(pairs: list[tuple[float, float]]) -> dict | None:
+    """Mean of `a - b` over (a, b) accuracies from the same seeds, with its standard error; None below 2 pairs."""
+    gains = [a - b for a, b in pairs]
+    if len(gains) < 2:
+        return None
+    return dict(mean=statistics.mean(gains), standard_error=statistics.stdev(gains) / len(gains) ** 0.5,
+                seeds=len(gains))  # fmt: skip
+
+
 def summarize(runs: list[dict]) -> dict:
     """Mean, standard deviation, minimum and maximum of the validation and test accuracies, and for runs
     with --ema the mean gain of the averaged weights over the raw ones on validation, with its standard error."""
@@ -68,12 +80,20 @@ def summarize(runs: list[dict]) -> dict:
             mean=statistics.mean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
             min=min(values), max=max(values),
         )  # fmt: skip
-    gains = [run["val_acc"] - run["raw_val_acc"] for run in runs if run.get("raw_val_acc") is not None]
-    if len(gains) > 1:  # averaging against the same run's raw weights: a paired comparison per seed
-        result["averaging_val_gain"] = dict(
-            mean=statistics.mean(gains), standard_error=statistics.stdev(gains) / len(gains) ** 0.5
-        )
+    # Averaging against the same run's raw weights: a paired comparison per seed.
+    gain = paired_gain([(run["val_acc"], run["raw_val_acc"]) for run in runs if run.get("raw_val_acc") is not None])
+    if gain:
+        result["averaging_val_gain"] = gain
     return result
+
+
+def compare(runs: list[dict], baseline: dict, name: str) -> dict:
+    """The validation gain of `runs` over the report entry `baseline` (called `name`), paired by seed."""
+    baseline_val = {run["seed"]: run["val_acc"] for run in baseline["runs"]}
+    gain = paired_gain([(run["val_acc"], baseline_val[run["seed"]]) for run in runs if run["seed"] in baseline_val])
+    if gain is None:
+        raise UserError(f"--compare {name}: fewer than 2 of these seeds are in that entry; train the same seeds")
+    return dict(name=name, val_gain=gain)
 
 
 def pct(value: float | None, digits: int = 2) -> str:
@@ -106,6 +126,10 @@ def markdown(report: dict) -> str:
         if gain:
             lines += ["", f"Weight averaging's validation gain over the same runs' raw weights, paired by seed: "
                       f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)."]  # fmt: skip
+        if "compared_with" in entry:
+            other, gain = entry["compared_with"]["name"], entry["compared_with"]["val_gain"]
+            lines += ["", f"Validation gain over `{other}`, paired by seed ({gain['seeds']} seeds): "
+                      f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)."]  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 
@@ -116,17 +140,24 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds", type=seed_value, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)"
     )
     parser.add_argument("--name", default="default", help="name of this entry in the report (default: default)")
+    parser.add_argument("--compare", metavar="OTHER", help="report the validation gain over entry OTHER, by seed")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once (default: 1)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
     parser.add_argument("--report", type=Path, default=ROOT / "reports" / "seeds.json", help="report file")
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
+    report = json.loads(args.report.read_text()) if args.report.is_file() else {}
+    if args.compare and args.compare not in report:
+        raise UserError(f"--compare {args.compare}: no such entry in {args.report}; entries: {', '.join(report)}")
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda seed: run_seed(seed, args, threads), args.seeds))
 
-    report = json.loads(args.report.read_text()) if args.report.is_file() else {}
-    report[args.name] = dict(train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs))
+    report = json.loads(args.report.read_text()) if args.report.is_file() else {}  # as it is now, after training
+    entry = dict(train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs))
+    if args.compare:
+        entry["compared_with"] = compare(runs, report[args.compare], args.compare)
+    report[args.name] = entry
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.report)
     write_atomic(markdown(report).encode(), args.report.with_suffix(".md"))
     print(markdown({args.name: report[args.name]}))
