@@ -216,6 +216,16 @@ def test_unwritable_report_folder_is_one_line(tmp_path, capsys):
     assert_one_line(stderr, "could not write", str(blocker / "reports"))
 
 
+def test_comparing_with_an_entry_the_report_lacks_is_refused_before_training(tmp_path, capsys):
+    from scripts import seeds
+
+    args = ["--compare", "nosuch", "--report", str(tmp_path / "r.json"), "--runs", str(tmp_path / "runs")]
+    code, stderr = cli(seeds.main, args, capsys)
+    assert code == 2
+    assert_one_line(stderr, "--compare nosuch: no such entry", "r.json")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_disk_full_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "mnist_model.pth"
     target.write_bytes(b"previous model")

@@ -9,8 +9,9 @@ Everything after `--` goes to train.py unchanged. Each seed trains into runs/NAM
 whose run already finished with the same flags is read back instead of retrained, so an interrupted
 sweep resumes. `--jobs N` trains N seeds at once, splitting the CPU threads between them.
 The report (JSON plus a markdown table beside it) keeps one entry per NAME. `--compare OTHER` adds
-the mean validation gain over the report's entry OTHER, paired by seed: seeds share their data order
-and initial weights, so a paired difference sees a change that the seed-to-seed spread would hide.
+the mean validation gain over the entry OTHER (of this report, or of `--compare-report`), paired by
+seed: seeds share their data order and initial weights, so a paired difference sees a change that
+the seed-to-seed spread would hide.
 """
 
 from __future__ import annotations
@@ -88,12 +89,20 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def compare(runs: list[dict], baseline: dict, name: str) -> dict:
-    """The validation gain of `runs` over the report entry `baseline` (called `name`), paired by seed."""
+    """The validation gain of `runs` over the report entry `baseline` (`name` says which), paired by seed."""
     baseline_val = {run["seed"]: run["val_acc"] for run in baseline["runs"]}
     gain = paired_gain([(run["val_acc"], baseline_val[run["seed"]]) for run in runs if run["seed"] in baseline_val])
     if gain is None:
         raise UserError(f"--compare {name}: fewer than 2 of these seeds are in that entry; train the same seeds")
     return dict(name=name, val_gain=gain)
+
+
+def read_baseline(name: str, path: Path) -> dict:
+    """The entry `name` of the report at `path`, read before any training so that a typo fails at once."""
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    if name not in report:
+        raise UserError(f"--compare {name}: no such entry in {path}; entries: {', '.join(report) or 'none'}")
+    return report[name]
 
 
 def pct(value: float | None, digits: int = 2) -> str:
@@ -127,8 +136,9 @@ def markdown(report: dict) -> str:
             lines += ["", f"Weight averaging's validation gain over the same runs' raw weights, paired by seed: "
                       f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)."]  # fmt: skip
         if "compared_with" in entry:
-            other, gain = entry["compared_with"]["name"], entry["compared_with"]["val_gain"]
-            lines += ["", f"Validation gain over `{other}`, paired by seed ({gain['seeds']} seeds): "
+            other, gain = entry["compared_with"], entry["compared_with"]["val_gain"]
+            where = f" in `{other['report']}`" if "report" in other else ""
+            lines += ["", f"Validation gain over `{other['name']}`{where}, paired by seed ({gain['seeds']} seeds): "
                       f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)."]  # fmt: skip
         lines.append("")
     return "\n".join(lines)
@@ -141,22 +151,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--name", default="default", help="name of this entry in the report (default: default)")
     parser.add_argument("--compare", metavar="OTHER", help="report the validation gain over entry OTHER, by seed")
+    parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once (default: 1)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
     parser.add_argument("--report", type=Path, default=ROOT / "reports" / "seeds.json", help="report file")
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
-    report = json.loads(args.report.read_text()) if args.report.is_file() else {}
-    if args.compare and args.compare not in report:
-        raise UserError(f"--compare {args.compare}: no such entry in {args.report}; entries: {', '.join(report)}")
+    baseline = read_baseline(args.compare, args.compare_report or args.report) if args.compare else None
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda seed: run_seed(seed, args, threads), args.seeds))
 
-    report = json.loads(args.report.read_text()) if args.report.is_file() else {}  # as it is now, after training
+    report = json.loads(args.report.read_text()) if args.report.is_file() else {}
     entry = dict(train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs))
-    if args.compare:
-        entry["compared_with"] = compare(runs, report[args.compare], args.compare)
+    if baseline:
+        entry["compared_with"] = compare(runs, baseline, args.compare)
+        if args.compare_report:
+            entry["compared_with"]["report"] = args.compare_report.as_posix()
     report[args.name] = entry
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.report)
     write_atomic(markdown(report).encode(), args.report.with_suffix(".md"))
