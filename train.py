@@ -42,7 +42,7 @@ from model import PRESETS, Net, count_parameters, parse_spec
 # Where a preset trains best with other values than the flags' defaults (chosen on validation: README).
 PRESET_RECIPES: dict[str, dict] = {
     "tiny": dict(label_smoothing=0.0, clean_epochs=5),
-    "micro": dict(label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, ema=0.995),
+    "micro": dict(label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5),
 }
 BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchNorm statistics
 # Everything that decides what training produces; stored in the checkpoint and restored by --resume.
