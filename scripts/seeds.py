@@ -97,9 +97,14 @@ def compare(runs: list[dict], baseline: dict, name: str) -> dict:
     return dict(name=name, val_gain=gain)
 
 
+def read_report(path: Path) -> dict:
+    """A report's entries by name; empty if the file does not exist yet."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def read_baseline(name: str, path: Path) -> dict:
     """The entry `name` of the report at `path`, read before any training so that a typo fails at once."""
-    report = json.loads(path.read_text()) if path.is_file() else {}
+    report = read_report(path)
     if name not in report:
         raise UserError(f"--compare {name}: no such entry in {path}; entries: {', '.join(report) or 'none'}")
     return report[name]
@@ -107,6 +112,10 @@ def read_baseline(name: str, path: Path) -> dict:
 
 def pct(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}%" if value is not None else "n/a"
+
+
+def gain_text(gain: dict) -> str:
+    return f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)"
 
 
 def markdown(report: dict) -> str:
@@ -134,12 +143,12 @@ def markdown(report: dict) -> str:
         gain = entry["summary"].get("averaging_val_gain")
         if gain:
             lines += ["", f"Weight averaging's validation gain over the same runs' raw weights, paired by seed: "
-                      f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)."]  # fmt: skip
+                      f"{gain_text(gain)}."]  # fmt: skip
         if "compared_with" in entry:
             other, gain = entry["compared_with"], entry["compared_with"]["val_gain"]
             where = f" in `{other['report']}`" if "report" in other else ""
             lines += ["", f"Validation gain over `{other['name']}`{where}, paired by seed ({gain['seeds']} seeds): "
-                      f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)."]  # fmt: skip
+                      f"{gain_text(gain)}."]  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 
@@ -162,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(lambda seed: run_seed(seed, args, threads), args.seeds))
 
-    report = json.loads(args.report.read_text()) if args.report.is_file() else {}
+    report = read_report(args.report)  # read now: another sweep may have written it while these seeds trained
     entry = dict(train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs))
-    if baseline:
+    if baseline is not None:
         entry["compared_with"] = compare(runs, baseline, args.compare)
         if args.compare_report:
             entry["compared_with"]["report"] = args.compare_report.as_posix()
