@@ -259,13 +259,13 @@ def test_diverging_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoin
     sys.platform == "win32", reason="Windows cannot send SIGINT to one process; Ctrl-C is a console event"
 )
 def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path, data_dir):
-    common = ["--epochs", "4", *QUICK, "--data-dir", str(data_dir)]
+    common = ["--epochs", "3", *QUICK, "--data-dir", str(data_dir)]
     straight = train_process(*common, "--out-dir", str(tmp_path / "straight"))
     assert straight.wait(timeout=120) == 0, straight.stderr.read()
 
     interrupted = train_process(*common, "--out-dir", str(tmp_path / "resumed"))
     for line in interrupted.stdout:
-        if line.startswith("epoch  1/4"):
+        if line.startswith("epoch  1/3"):
             interrupted.send_signal(signal.SIGINT)
             break
     output, errors = interrupted.communicate(timeout=120)
