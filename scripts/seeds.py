@@ -115,6 +115,7 @@ def pct(value: float | None, digits: int = 2) -> str:
 
 
 def gain_text(gain: dict) -> str:
+    """A paired gain as the reports print it: "+0.032% (standard error 0.017%)"."""
     return f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)"
 
 
