@@ -184,6 +184,22 @@ def refresh_batchnorm(averaged: AveragedModel, images: torch.Tensor) -> torch.nn
     return averaged.module
 
 
+def train_step(
+    model, images, labels, optimizer, scheduler, label_smoothing: float, averaged=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a batch, the scheduler's step and the average's update; returns output and loss."""
+    output = model(images)
+    # cross_entropy re-applies log_softmax, which leaves log-probabilities unchanged.
+    loss = F.cross_entropy(output, labels, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    if averaged is not None:
+        averaged.update_parameters(model)
+    return output, loss
+
+
 def train_one_epoch(
     model, data, optimizer, scheduler, generator, args, epoch: int, averaged=None
 ) -> tuple[float, float]:
@@ -200,15 +216,7 @@ def train_one_epoch(
         images, labels = data.train_images[index], data.train_labels[index]
         if augmenting:
             images = augment(images, generator, strength=args.augment_strength)
-        output = model(images)
-        # cross_entropy re-applies log_softmax, which leaves log-probabilities unchanged.
-        loss = F.cross_entropy(output, labels, label_smoothing=args.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if averaged is not None:
-            averaged.update_parameters(model)
+        output, loss = train_step(model, images, labels, optimizer, scheduler, args.label_smoothing, averaged)
         # Accumulate on the device; reading values back every step would stall a GPU.
         losses[step] = loss.detach()
         correct += (output.argmax(1) == labels).sum()

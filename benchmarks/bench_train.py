@@ -48,7 +48,7 @@ from data import (  # noqa: E402
 from errors import run_cli  # noqa: E402
 from flags import positive_int  # noqa: E402
 from model import Net, count_parameters  # noqa: E402
-from train import machine_name, make_optimizer, parse_args, train_one_epoch, weight_average  # noqa: E402
+from train import machine_name, make_optimizer, parse_args, train_one_epoch, train_step, weight_average  # noqa: E402
 
 TYPICAL_SECONDS_PER_EPOCH = 30.0  # what common DataLoader MNIST scripts take on a 2-core CPU
 EPOCH_IMAGES = 55_000
@@ -78,7 +78,7 @@ def classic_loader(data_dir: Path, batch_size: int) -> DataLoader:
 
 
 def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float:
-    """Seconds for `images` training images through the classic pipeline and the same training step."""
+    """Seconds for `images` training images through the classic pipeline and the same `train_step`."""
     model = Net(args.model, args.dropout)
     steps = -(-images // args.batch_size)
     optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=steps)
@@ -88,13 +88,7 @@ def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float
     for step, (batch, labels) in enumerate(classic_loader(data_dir, args.batch_size)):
         if step == steps:
             break
-        loss = F.cross_entropy(model(batch), labels, label_smoothing=args.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        if averaged is not None:
-            averaged.update_parameters(model)
+        train_step(model, batch, labels, optimizer, scheduler, args.label_smoothing, averaged)
     return time.perf_counter() - start
 
 
