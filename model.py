@@ -3,7 +3,8 @@
 The network is a VGG-style stack written as a short spec. Each item is one block followed by
 BatchNorm and ReLU: "16" is a 3x3 convolution with 16 output channels, "16s" a depthwise-separable
 one (a 3x3 convolution per channel, then a 1x1 convolution to 16 channels: far fewer parameters),
-"16p" a 1x1 convolution; "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer
+"16p" a 1x1 convolution, "16d" a 3x3 convolution with stride 2 (it halves the size like a following "M",
+at a quarter of the arithmetic); "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer
 form the head. Every preset pools right after its first convolution and spends its width after pooling,
 where separable blocks make it cheap (chosen on validation: README).
 """
@@ -20,21 +21,22 @@ PRESETS: dict[str, str] = {
     "tiny": "8,M,12,12s,12s,M,24s,24s,24s",
     "micro": "4,M,8s,M,12s,12s,11s",
 }
-KINDS = {"": "conv", "s": "separable", "p": "pointwise"}
+KINDS = {"": "conv", "s": "separable", "p": "pointwise", "d": "strided"}
+DOWNSAMPLING = ("pool", "strided")
 
 
 def layer_kind(item: str) -> tuple[str, int]:
     """("pool", 0) for "M", else the block kind and its output channels: "16s" -> ("separable", 16)."""
     if item == "M":
         return "pool", 0
-    digits = item.rstrip("sp")
+    digits = item.rstrip("spd")
     if not digits.isdigit() or int(digits) == 0 or len(item) - len(digits) > 1:
         raise ValueError(item)
     return KINDS[item[len(digits) :]], int(digits)
 
 
 def parse_spec(spec: str) -> list[str]:
-    """Turn a preset name or a spec such as "8,M,12,16s,M,16,16p" into its checked list of items."""
+    """Turn a preset name or a spec such as "8d,12,16s,M,16,16p" into its checked list of items."""
     spec = PRESETS.get(spec, spec)
     items = [item.strip() for item in spec.split(",")]
     try:
@@ -42,20 +44,24 @@ def parse_spec(spec: str) -> list[str]:
     except ValueError:
         raise ValueError(
             f"bad model spec {spec!r}: use a preset ({', '.join(PRESETS)}) or comma-separated channel counts "
-            '(16: 3x3 convolution, 16s: depthwise-separable 3x3, 16p: 1x1) and "M" for max-pool'
+            "(16: 3x3 convolution, 16s: depthwise-separable 3x3, 16p: 1x1, 16d: 3x3 with stride 2) "
+            'and "M" for max-pool'
         ) from None
     if kinds[0] == "separable":
         raise ValueError(f"bad model spec {spec!r}: the first block sees 1 channel; make it a plain convolution")
     if all(kind == "pool" for kind in kinds):
         raise ValueError(f"bad model spec {spec!r}: it needs at least one convolution")
     size = IMAGE_SIZE
-    for pool in range(1, kinds.count("pool") + 1):
+    halvings = "pools" if "strided" not in kinds else "pools or strided convolutions"
+    downsampling = [kind for kind in kinds if kind in DOWNSAMPLING]
+    for step, kind in enumerate(downsampling, 1):
         if size < 2:
+            what = "max-pool" if kind == "pool" else "strided convolution"
             raise ValueError(
-                f"bad model spec {spec!r}: max-pool {pool} would shrink the {size}x{size} feature map below 1x1; "
-                f"a 28x28 image allows at most {pool - 1} pools"
+                f"bad model spec {spec!r}: {what} {step} would shrink the {size}x{size} feature map below 1x1; "
+                f"a 28x28 image allows at most {step - 1} {halvings}"
             )
-        size //= 2
+        size = size // 2 if kind == "pool" else (size + 1) // 2  # a strided convolution pads
     return items
 
 
@@ -73,10 +79,12 @@ def training_memory_bytes(items: list[str], batch_size: int) -> int:
             size //= 2
             floats_per_image += channels * size * size
             continue
+        if kind == "strided":
+            size = (size + 1) // 2
         if kind == "separable":
             params += 9 * channels
             floats_per_image += channels * size * size
-        params += (9 if kind == "conv" else 1) * channels * width + 2 * width
+        params += (1 if kind in ("separable", "pointwise") else 9) * channels * width + 2 * width
         channels = width
         floats_per_image += 2 * channels * size * size
     return 4 * (3 * params + batch_size * floats_per_image)
@@ -97,9 +105,9 @@ class Net(nn.Module):
             # No biases: the BatchNorm that follows has its own shift.
             if kind == "separable":
                 layers.append(nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False))
-            size = 3 if kind == "conv" else 1
+            size = 1 if kind in ("separable", "pointwise") else 3
             layers += [
-                nn.Conv2d(channels, width, size, padding=size // 2, bias=False),
+                nn.Conv2d(channels, width, size, stride=2 if kind == "strided" else 1, padding=size // 2, bias=False),
                 nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
             ]
@@ -139,11 +147,13 @@ def layer_table(model: Net, image_size: int = 28) -> list[dict]:
         elif isinstance(layer, nn.Conv2d) and not isinstance(layers[index - 1], nn.Conv2d):
             convs = [layer] + ([layers[index + 1]] if isinstance(layers[index + 1], nn.Conv2d) else [])
             norm = layers[index + len(convs)]
-            for conv in convs:  # stride 1 and "same" padding: the size stays
+            for conv in convs:  # "same" padding: only a stride changes the size
                 field += (conv.kernel_size[0] - 1) * jump
+                jump *= conv.stride[0]
+                size = (size - 1) // conv.stride[0] + 1
             first, last = convs[0], convs[-1]
             kind = "Separable" if len(convs) == 2 else "Conv"
-            kernel = "3x3" if first.kernel_size[0] == 3 else "1x1"
+            kernel = ("3x3" if first.kernel_size[0] == 3 else "1x1") + (" stride 2" if last.stride[0] == 2 else "")
             params = sum(count_parameters(conv) for conv in convs) + count_parameters(norm)
             macs = sum(conv.weight.numel() for conv in convs) * size * size
             name = f"{kind} {first.in_channels}->{last.out_channels} {kernel} + BN + ReLU"

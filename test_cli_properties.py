@@ -27,7 +27,8 @@ from scripts import search, seeds
 
 ROOT = Path(__file__).resolve().parent
 MODELS = ROOT / "models"
-SPECS = ["default", "tiny", "4", "4,M,6", "8,M,M,M,M,8", "8,M,M,M,M,M,8", "0", "8,X", "", "M", "99999,99999"]
+SPECS = ["default", "tiny", "4", "4,M,6", "4d,6s", "8,M,M,M,M,8", "8,M,M,M,M,M,8", "8d,8d,8d,8d,8d,8d", "0", "8,X", "",
+         "M", "99999,99999"]  # fmt: skip
 CHECKPOINTS = [str(MODELS / "mnist_model.pth"), "no-such.pth", str(ROOT / "README.md")]
 
 

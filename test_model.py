@@ -103,12 +103,21 @@ def test_a_preset_brings_its_own_recipe_and_a_flag_still_wins():
         ("4,8", 44 + (288 + 16) + 90),  # 3x3 convolution: 9 * 4 * 8 weights, BatchNorm 2 * 8
         ("4,8s", 44 + (36 + 32 + 16) + 90),  # separable: a 3x3 per input channel, then 4 * 8 weights
         ("4,8p", 44 + (32 + 16) + 90),  # 1x1 convolution
+        ("4d,8", 44 + (288 + 16) + 90),  # a stride-2 3x3 convolution has a plain one's weights
     ],
 )
-def test_separable_and_pointwise_blocks_cost_what_they_should(spec, params):
+def test_each_block_kind_costs_what_it_should(spec, params):
     model = Net(spec)
     assert count_parameters(model) == params == sum(row["params"] for row in layer_table(model))
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_a_strided_convolution_halves_the_map_like_a_pool_at_a_quarter_of_the_arithmetic():
+    strided, pooled = layer_table(Net("8d,16")), layer_table(Net("8,M,16"))
+    assert strided[0]["shape"] == pooled[1]["shape"] == (8, 14, 14)
+    assert strided[1]["shape"] == pooled[2]["shape"] == (16, 14, 14)
+    assert strided[0]["macs"] * 4 == pooled[0]["macs"]
+    assert [row["rf"] for row in strided[:2]] == [3, 7]  # each output pixel sees 3x3, then 3 + 2 * 2
 
 
 def test_clean_epochs_train_the_last_epochs_on_unaugmented_images(monkeypatch):

@@ -171,6 +171,7 @@ def test_resume_refuses_a_model_checkpoint(tmp_path, capsys):
         (["--dropout", "1.5"], "--dropout: must be at least 0 and below 1"),
         (["--label-smoothing", "2"], "--label-smoothing: must be at least 0 and below 1"),
         (["--model", "8,M,M,M,M,M,8"], "max-pool 5 would shrink the 1x1 feature map below 1x1"),
+        (["--model", "8d,8d,8d,8d,8d,8d"], "strided convolution 6 would shrink the 1x1 feature map below 1x1"),
         (["--model", "999999"], "GiB to train at batch size 256"),
         (["--batch-size", "100000", "--train-limit", "500"], "--batch-size 100000 is larger than the 500 training"),
         (["--batch-size", "1"], "--batch-size: must be at least 2"),
