@@ -5,8 +5,9 @@ BatchNorm and ReLU: "16" is a 3x3 convolution with 16 output channels, "16s" a d
 one (a 3x3 convolution per channel, then a 1x1 convolution to 16 channels: far fewer parameters),
 "16p" a 1x1 convolution, "16d" a 3x3 convolution with stride 2 (it halves the size like a following "M",
 at a quarter of the arithmetic); "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer
-form the head. Every preset pools right after its first convolution and spends its width after pooling,
-where separable blocks make it cheap (chosen on validation: README).
+form the head. Every preset halves the image right after its first convolution (the default by giving that
+convolution a stride of 2, the others with a max-pool) and spends its width after that, where separable
+blocks make it cheap (chosen on validation: README).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 IMAGE_SIZE = 28
 PRESETS: dict[str, str] = {
-    "default": "8,M,16,16,16s,M,24s,32s,32s",
+    "default": "8d,16,16,16s,M,24s,32s,32s",
     "tiny": "8,M,12,12s,12s,M,24s,24s,24s",
     "micro": "4,M,8s,M,12s,12s,11s",
 }
