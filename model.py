@@ -23,6 +23,8 @@ PRESETS: dict[str, str] = {
     "micro": "4,M,8s,M,12s,12s,11s",
 }
 KINDS = {"": "conv", "s": "separable", "p": "pointwise", "d": "strided"}
+# Side of the convolution across channels; a separable block's comes after its depthwise 3x3.
+KERNEL = {"conv": 3, "strided": 3, "separable": 1, "pointwise": 1}
 DOWNSAMPLING = ("pool", "strided")
 
 
@@ -34,6 +36,13 @@ def layer_kind(item: str) -> tuple[str, int]:
     if not digits.isdigit() or int(digits) == 0 or len(item) - len(digits) > 1:
         raise ValueError(item)
     return KINDS[item[len(digits) :]], int(digits)
+
+
+def output_size(kind: str, size: int) -> int:
+    """The feature map's side after a block of this kind: a pool rounds down, a padded stride-2 convolution up."""
+    if kind == "pool":
+        return size // 2
+    return (size + 1) // 2 if kind == "strided" else size
 
 
 def parse_spec(spec: str) -> list[str]:
@@ -62,7 +71,7 @@ def parse_spec(spec: str) -> list[str]:
                 f"bad model spec {spec!r}: {what} {step} would shrink the {size}x{size} feature map below 1x1; "
                 f"a 28x28 image allows at most {step - 1} {halvings}"
             )
-        size = size // 2 if kind == "pool" else (size + 1) // 2  # a strided convolution pads
+        size = output_size(kind, size)
     return items
 
 
@@ -76,16 +85,14 @@ def training_memory_bytes(items: list[str], batch_size: int) -> int:
     channels, size, params, floats_per_image = 1, IMAGE_SIZE, 0, 0
     for item in items:
         kind, width = layer_kind(item)
+        size = output_size(kind, size)
         if kind == "pool":
-            size //= 2
             floats_per_image += channels * size * size
             continue
-        if kind == "strided":
-            size = (size + 1) // 2
         if kind == "separable":
             params += 9 * channels
             floats_per_image += channels * size * size
-        params += (1 if kind in ("separable", "pointwise") else 9) * channels * width + 2 * width
+        params += KERNEL[kind] ** 2 * channels * width + 2 * width
         channels = width
         floats_per_image += 2 * channels * size * size
     return 4 * (3 * params + batch_size * floats_per_image)
@@ -106,9 +113,11 @@ class Net(nn.Module):
             # No biases: the BatchNorm that follows has its own shift.
             if kind == "separable":
                 layers.append(nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False))
-            size = 1 if kind in ("separable", "pointwise") else 3
+            kernel = KERNEL[kind]
             layers += [
-                nn.Conv2d(channels, width, size, stride=2 if kind == "strided" else 1, padding=size // 2, bias=False),
+                nn.Conv2d(
+                    channels, width, kernel, stride=2 if kind == "strided" else 1, padding=kernel // 2, bias=False
+                ),
                 nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
             ]
