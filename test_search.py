@@ -72,12 +72,23 @@ def test_two_processes_share_one_study(tmp_path):
 def test_an_architecture_over_budget_is_rejected_without_training(tmp_path):
     args = search.parse_args(["--max-params", "1000", "--runs", str(tmp_path / "runs")])
     widths = {f"stage{s}_width{i}": 16 for s in (1, 2, 3) for i in (1, 2)}
-    kinds = {"stage2_kind": "", "stage3_kind": "", "head_1x1": 0}
+    kinds = {"stage2_kind": "", "stage3_kind": "", "stage1_downsampling": "pool", "head_1x1": 0}
     trial = optuna.trial.FixedTrial({"stage1_convs": 2, "stage2_convs": 2, "stage3_convs": 2, **widths, **kinds})
     with pytest.raises(optuna.TrialPruned):
         search.objective(trial, args, epochs=1, threads=1)
     assert trial.user_attrs["params"] > 1000 and "not trained" in trial.user_attrs["error"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_first_stage_halves_the_map_by_a_pool_or_by_a_stride_in_its_last_convolution():
+    widths = {f"stage{s}_width{i}": 16 for s in (1, 2, 3) for i in (1, 2)}
+    shape = {"stage1_convs": 2, "stage2_convs": 2, "stage3_convs": 1, "stage2_kind": "s", "stage3_kind": "",
+             "head_1x1": 0, **widths}  # fmt: skip
+    pooled = search.suggest_spec(optuna.trial.FixedTrial({**shape, "stage1_downsampling": "pool"}))
+    strided = search.suggest_spec(optuna.trial.FixedTrial({**shape, "stage1_downsampling": "stride"}))
+    assert pooled == "16,16,M,16s,16s,M,16"
+    assert strided == "16,16d,16s,16s,M,16"
+    assert search.spec_params(strided) == search.spec_params(pooled)  # a stride costs no parameters
 
 
 @pytest.mark.slow
