@@ -20,7 +20,7 @@ IMAGE_SIZE = 28
 PRESETS: dict[str, str] = {
     "default": "8d,16,16,16s,M,24s,32s,32s",
     "tiny": "8,M,12,12s,12s,M,24s,24s,24s",
-    "micro": "4,M,8s,M,12s,12s,11s",
+    "micro": "4,8s,M,12s,M,12s,11s",
 }
 KINDS = {"": "conv", "s": "separable", "p": "pointwise", "d": "strided"}
 # Side of the convolution across channels; a separable block's comes after its depthwise 3x3.
