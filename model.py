@@ -5,9 +5,10 @@ BatchNorm and ReLU: "16" is a 3x3 convolution with 16 output channels, "16s" a d
 one (a 3x3 convolution per channel, then a 1x1 convolution to 16 channels: far fewer parameters),
 "16p" a 1x1 convolution, "16d" a 3x3 convolution with stride 2 (it halves the size like a following "M",
 at a quarter of the arithmetic); "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer
-form the head. Every preset halves the image right after its first convolution (the default by giving that
-convolution a stride of 2, the others with a max-pool) and spends its width after that, where separable
-blocks make it cheap (chosen on validation: README).
+form the head. The default and tiny halve the image right after their first convolution (the default by
+giving that convolution a stride of 2, tiny with a max-pool); micro, with only 4 channels there, keeps a
+separable layer at full resolution before its first pool. All spend their width after the halving, where
+separable blocks make it cheap (chosen on validation: README).
 """
 
 from __future__ import annotations
