@@ -20,7 +20,7 @@ from checkpoint import load_checkpoint, load_model
 from data import load_mnist
 from evaluate import evaluate
 from model import PRESETS, Net, count_parameters, layer_table
-from train import make_optimizer, parse_args
+from train import build_model, make_optimizer, parse_args
 
 ROOT = Path(__file__).resolve().parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
@@ -88,6 +88,17 @@ def test_default_recipe_is_at_most_20_epochs_of_sgd_with_one_cycle():
     optimizer, scheduler = make_optimizer(Net(), args, steps_per_epoch=10)
     assert isinstance(optimizer, torch.optim.SGD)
     assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_on_a_cpu_the_model_trains_channels_last_and_computes_the_same_function(preset):
+    args = parse_args(["--model", preset, "--device", "cpu"])
+    model = build_model(args).eval()
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
+    default_layout = Net(preset).eval()
+    default_layout.load_state_dict(model.state_dict())
+    images = torch.randn(8, 1, 28, 28)
+    torch.testing.assert_close(model(images), default_layout(images), rtol=1e-5, atol=1e-5)
 
 
 def test_a_preset_brings_its_own_recipe_and_a_flag_still_wins():
