@@ -19,6 +19,7 @@ import export
 import predict
 from checkpoint import load_model
 from data import normalize, read_split
+from model import Net, count_parameters, layer_table
 
 ROOT = Path(__file__).resolve().parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
@@ -119,15 +120,17 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
 
 
-def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results(tmp_path):
-    result = run_script(
-        "benchmarks/bench_train.py", "--images", "512", "--repeats", "1", "--out", str(tmp_path / "r.json")
-    )
+def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results_for_the_model_asked(tmp_path):
+    spec = "8d,M,16s"  # a small model, so that the benchmark's one whole epoch of train.py is quick
+    result = run_script("benchmarks/bench_train.py", "--images", "512", "--repeats", "1", "--model", spec,
+                        "--out", str(tmp_path / "r.json"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     results = json.loads((tmp_path / "r.json").read_text())
+    assert results["model"] == dict(preset=spec, spec=spec, params=count_parameters(Net(spec)))
     for path in ("ours", "classic", "ours_data_only", "classic_data_only"):
         assert results["paths"][path]["images_per_second"] > 0 and len(results["paths"][path]["repeats"]) == 1
-    assert results["speedup_vs_classic"] > 0 and results["training_flops_per_image"] > 1e6
+    forward_flops = 2 * sum(row["macs"] for row in layer_table(Net(spec)))
+    assert results["speedup_vs_classic"] > 0 and results["training_flops_per_image"] > 2 * forward_flops
     assert 0 < results["peak_memory_mb_one_epoch"] < 24_000
     assert "| path | images / s |" in (tmp_path / "r.md").read_text()
 

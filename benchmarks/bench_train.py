@@ -2,9 +2,11 @@
 
     python benchmarks/bench_train.py            # a few minutes on 2 CPU cores
     python benchmarks/bench_train.py --full     # also times a whole default `python train.py`
+    python benchmarks/bench_train.py --model 8d,16,16s,M,32s,32s,32s,32s --out /tmp/shape.json  # another model
 
-Both paths train the same model (train.build_model: channels-last on a CPU) with the same optimizer,
-batch size and number of steps, in one process, on the same threads:
+Both paths train the same model (train.build_model: channels-last on a CPU; the default preset, or the
+preset or layer spec given with --model, with train.py's recipe for it) with the same optimizer, batch
+size and number of steps, in one process, on the same threads:
   ours     train.train_one_epoch: images held as tensors, batched affine augmentation
   classic  torchvision.datasets.MNIST + RandomAffine + ToTensor + Normalize per image, DataLoader(2 workers)
 then our path with the model in PyTorch's default NCHW layout, to show what the layout is worth, and
@@ -47,8 +49,8 @@ from data import (  # noqa: E402
     shuffled_batches,
 )
 from errors import run_cli  # noqa: E402
-from flags import positive_int  # noqa: E402
-from model import Net, count_parameters  # noqa: E402
+from flags import model_spec, positive_int  # noqa: E402
+from model import Net, count_parameters, parse_spec  # noqa: E402
 from train import (  # noqa: E402
     build_model,
     machine_name,
@@ -156,18 +158,21 @@ def main() -> int:
         "--images", type=positive_int, default=25_600, help="training images per timed repeat (default: 25600)"
     )
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed repeats of each path (default: 3)")
-    parser.add_argument("--full", action="store_true", help="also time a whole default python train.py")
+    parser.add_argument("--full", action="store_true", help="also time a whole python train.py")
+    parser.add_argument("--model", type=model_spec, default="default",
+                        help="preset or layer spec to train, as train.py's --model (default: default)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json", help="results file")
     options = parser.parse_args()
-    args = parse_args(["--device", "cpu"])  # train.py's defaults: the same recipe as a real run
+    model_flags = ["--model", options.model, "--device", "cpu"]
+    args = parse_args(model_flags)  # train.py's defaults for this model: the same recipe as a real run
     data_dir = resolve_data_dir(None)
     data = load_mnist(data_dir, torch.device("cpu"))  # downloads first if needed
 
     # Whole train.py runs first: RUSAGE_CHILDREN would otherwise also count the DataLoader's workers.
-    _, peak_mb, _ = run_train(["--epochs", "1", "--device", "cpu"])
+    _, peak_mb, _ = run_train(["--epochs", "1", *model_flags])
     full_run = None
     if options.full:
-        seconds, full_peak_mb, metrics = run_train(["--device", "cpu"])
+        seconds, full_peak_mb, metrics = run_train(model_flags)
         full_run = dict(
             wall_seconds=seconds, epochs=metrics["meta"]["epochs"],
             test_accuracy=metrics["meta"]["test_accuracy"], peak_memory_mb=full_peak_mb,
@@ -199,7 +204,8 @@ def main() -> int:
     results = dict(
         machine=dict(cpu=machine_name(torch.device("cpu")), cores=torch.get_num_threads(),
                      python=platform.python_version(), torch=torch.__version__),
-        model=dict(preset=args.model, params=count_parameters(Net(args.model))),
+        model=dict(preset=options.model, spec=",".join(parse_spec(args.model)),
+                   params=count_parameters(Net(args.model))),
         batch_size=args.batch_size, images_per_repeat=options.images, paths=paths,
         speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours"]["median_seconds"],
         nchw_speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours_nchw"]["median_seconds"],
@@ -225,6 +231,7 @@ def markdown(results: dict) -> str:
     ours, classic, machine = results["paths"]["ours"], results["paths"]["classic"], results["machine"]
     ours_data, classic_data = results["paths"]["ours_data_only"], results["paths"]["classic_data_only"]
     ours_nchw = results["paths"]["ours_nchw"]
+    model_flag = "" if results["model"]["preset"] == "default" else f" --model {results['model']['preset']}"
     lines = [
         f"Measured on {machine['cpu']}, {machine['cores']} threads, torch {machine['torch']}; "
         f"{results['model']['preset']} model ({results['model']['params']:,} parameters), batch "
@@ -248,12 +255,13 @@ def markdown(results: dict) -> str:
         "the first two rows train it channels-last, as train.py does on a CPU",
         f"- {results['training_flops_per_image'] / 1e6:.1f} MFLOP per training image (forward + backward), "
         f"{results['gflops_per_second']:.1f} GFLOP/s achieved by our path",
-        f"- peak resident memory of `python train.py --epochs 1`: {megabytes(results['peak_memory_mb_one_epoch'])}",
+        f"- peak resident memory of `python train.py --epochs 1{model_flag}`: "
+        f"{megabytes(results['peak_memory_mb_one_epoch'])}",
     ]
     if "full_run" in results:
         full = results["full_run"]
         lines.append(
-            f"- whole default `python train.py` ({full['epochs']} epochs, start-up and evaluation included): "
+            f"- whole `python train.py{model_flag}` ({full['epochs']} epochs, start-up and evaluation included): "
             f"{full['wall_seconds']:.0f} s, test accuracy {full['test_accuracy']:.2f}%, "
             f"peak memory {megabytes(full['peak_memory_mb'])}"
         )
