@@ -21,6 +21,7 @@ from errors import UserError
 
 MEAN, STD = 0.1307, 0.3081
 VAL_SIZE = 5_000
+ELASTIC_GRID = 4  # control points per side of the elastic displacement field
 # The validation split is the same for every training seed, so validation numbers compare across seeds.
 SPLIT_SEED = 12345
 FILES = {
@@ -166,14 +167,21 @@ def augment(
     shift: float = 2.0,
     scale: float = 0.1,
     strength: float = 1.0,
+    elastic: float = 0.0,
 ) -> torch.Tensor:
     """Random affine per image, whole batch at once: rotation up to `degrees`, a shift of up to
-    `shift` pixels each way, and scaling by up to `scale` (0.1 = 90% to 110%); `strength` scales all three."""
-    n, device = len(images), images.device
-    degrees, shift, scale = degrees * strength, shift * strength, scale * strength
+    `shift` pixels each way, and scaling by up to `scale` (0.1 = 90% to 110%); `strength` scales all of them.
 
-    def uniform(bound: float) -> torch.Tensor:
-        return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound
+    `elastic` > 0 adds a smooth random displacement (Simard et al. 2003's elastic distortion): each point of
+    a coarse 4x4 grid moves by up to `elastic` pixels each way, and the pixels between follow by bilinear
+    interpolation, so no pixel moves more than that. A coarse field costs far less than blurring a
+    full-resolution one; its 9-pixel spacing is about the correlation length of Simard's sigma-4 blur.
+    """
+    n, device = len(images), images.device
+    degrees, shift, scale, elastic = degrees * strength, shift * strength, scale * strength, elastic * strength
+
+    def uniform(bound: float, *shape: int) -> torch.Tensor:
+        return (torch.rand(n, *shape, generator=generator, device=device) * 2 - 1) * bound
 
     angle = uniform(math.radians(degrees))
     zoom = 1 + uniform(scale)
@@ -182,5 +190,9 @@ def augment(
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    if elastic > 0:
+        coarse = uniform(elastic * 2 / 28, 2, ELASTIC_GRID, ELASTIC_GRID)
+        field = F.interpolate(coarse, size=images.shape[-2:], mode="bilinear", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1)
     # MNIST's border pixels are background, so repeating them fills the exposed corners correctly.
     return F.grid_sample(images, grid, padding_mode="border", align_corners=False)

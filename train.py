@@ -48,12 +48,12 @@ BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchN
 # Everything that decides what training produces; stored in the checkpoint and restored by --resume.
 RECIPE = (
     "model", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing",
-    "augment", "augment_strength", "clean_epochs", "ema", "val_size", "seed", "train_limit", "deterministic",
+    "augment", "augment_strength", "elastic", "clean_epochs", "ema", "val_size", "seed", "train_limit", "deterministic",
 )  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     add = parser.add_argument
     add("--epochs", type=positive_int, default=20, help="training epochs (default: 20)")
     add("--batch-size", type=number(int, at_least=2), default=256,
@@ -69,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--no-augment", dest="augment", action="store_false", help="train without random affine augmentation")
     add("--augment-strength", type=number(float, at_least=0, at_most=3), default=1.0,
         help="scales the rotation (10 degrees), shift (2 px) and zoom (10%%) of augmentation (default: 1)")  # fmt: skip
+    add("--elastic", type=number(float, at_least=0, at_most=4), default=0.0,
+        help="elastic distortion: a smooth random displacement of up to this many pixels, added to the "
+        "affine augmentation (default: 0, off)")  # fmt: skip
     add("--clean-epochs", type=number(int, at_least=0), default=0,
         help="train the last N epochs on un-augmented images, as the test images are (default: 0)")  # fmt: skip
     add("--ema", type=number(float, at_least=0, below=1), default=0.0,
@@ -90,6 +93,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.model in PRESET_RECIPES:  # a preset's own hyperparameters, unless a flag says otherwise
         parser.set_defaults(**PRESET_RECIPES[args.model])
         args = parser.parse_args(argv)
+    if args.augment and args.augment_strength > 0 and args.clean_epochs >= args.epochs:
+        source = f" ({args.model}'s recipe)" if "clean_epochs" in PRESET_RECIPES.get(args.model, {}) else ""
+        parser.error(f"--clean-epochs {args.clean_epochs}{source} leaves no augmented epoch of --epochs {args.epochs}; "
+                     f"pass --clean-epochs below {args.epochs}, or --no-augment to train without augmentation")  # fmt: skip
     args.device = pick_device(args.device, parser)
     train_size = min(args.train_limit or 60_000 - args.val_size, 60_000 - args.val_size)
     if args.batch_size > train_size:
@@ -223,7 +230,7 @@ def train_one_epoch(
     for step, index in enumerate(shuffled_batches(count, args.batch_size, generator)):
         images, labels = data.train_images[index], data.train_labels[index]
         if augmenting:
-            images = augment(images, generator, strength=args.augment_strength)
+            images = augment(images, generator, strength=args.augment_strength, elastic=args.elastic)
         output, loss = train_step(model, images, labels, optimizer, scheduler, args.label_smoothing, averaged)
         # Accumulate on the device; reading values back every step would stall a GPU.
         losses[step] = loss.detach()
@@ -241,6 +248,15 @@ def train_one_epoch(
             bar.update(step + 1 - bar.n)
     bar.close()
     return losses.mean().item(), correct.item() / min(steps * args.batch_size, count) * 100
+
+
+def trained_recipe(args: argparse.Namespace) -> dict:
+    """What a run trains, resolved from its flags: the layer spec, epochs, seed and every other recipe value.
+    Saved in metrics.json; scripts/launch.py compares it before reusing a finished run."""
+    return dict(
+        spec=",".join(parse_spec(args.model)), epochs=args.epochs, seed=args.seed,
+        hyperparameters={key: getattr(args, key) for key in RECIPE if key not in ("model", "epochs", "seed")},
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,9 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     total_seconds = time.perf_counter() - started
     final = history[-1]
     meta = dict(
-        model=args.model, spec=",".join(map(str, parse_spec(args.model))), params=params,
-        epochs=args.epochs, seed=args.seed,
-        hyperparameters={key: getattr(args, key) for key in RECIPE if key not in ("model", "epochs", "seed")},
+        model=args.model, **trained_recipe(args), params=params,
         val_accuracy=final["val_acc"], test_accuracy=final["test_acc"],
         raw_val_accuracy=final.get("raw_val_acc"), raw_test_accuracy=final.get("raw_test_acc"),
         train_seconds=total_seconds, seconds_per_epoch=sum(h["seconds"] for h in history) / len(history),

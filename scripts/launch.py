@@ -1,8 +1,8 @@
 """How a training run is launched and read back, shared by scripts/seeds.py and scripts/search.py.
 
 A run is `python train.py ARGS --out-dir OUT` in a subprocess, its output in `OUT.log`. A run that
-already finished in OUT with the same arguments is read back instead of retrained, so an interrupted
-sweep or search resumes where it stopped.
+already finished in OUT with the same arguments, and the same network and recipe behind them, is read
+back instead of retrained, so an interrupted sweep or search resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -41,16 +41,31 @@ def last_line(path: Path) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+def resolved_recipe(train_args: list[str]) -> dict | None:
+    """What train.py would train with these flags today (see train.trained_recipe); None if it would refuse them."""
+    from train import parse_args, trained_recipe  # imports torch: only when a finished run is there to check
+
+    try:
+        return trained_recipe(parse_args(train_args))
+    except SystemExit:  # a usage error: the run must be launched for its message to be seen
+        return None
+
+
 def finished_run(train_args: list[str], out: Path) -> dict | None:
-    """The metrics of a run that already finished in `out` with exactly these train.py flags, else None.
-    Where it was trained does not matter: a finished run's folder can be moved or copied."""
+    """The metrics of a run that already finished in `out` with these train.py flags and the network and recipe
+    they resolve to now, else None. The flags alone are not enough: after a preset or a default changes, the
+    same flags train something else. Where it was trained does not matter: a finished run's folder can be moved."""
     path = out / "metrics.json"
     metrics = json.loads(path.read_text()) if path.is_file() else {}
     command = metrics.get("command", [])
     if "--out-dir" in command:
         at = command.index("--out-dir")
         command = command[:at] + command[at + 2 :]
-    return metrics if metrics and command == train_args else None
+    if not metrics or command != train_args:
+        return None
+    trained = {key: metrics["meta"].get(key) for key in ("spec", "epochs", "seed", "hyperparameters")}
+    # Through JSON, as metrics.json stores it, so that a tuple and a list, or 5e-4 and 0.0005, compare equal.
+    return metrics if trained == json.loads(json.dumps(resolved_recipe(train_args))) else None
 
 
 def train_run(
