@@ -103,6 +103,12 @@ def read_split(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]
     return images, labels.long()
 
 
+def split_indices(count: int, val_size: int = VAL_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the validation and the training images among `count`, in a random order fixed by SPLIT_SEED."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    return order[:val_size], order[val_size:]
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28) with MNIST's mean and std."""
     return ((images.float() / 255 - MEAN) / STD).unsqueeze(1)
@@ -134,8 +140,7 @@ def load_mnist(
     ensure_downloaded(data_dir, download)
     images, labels = read_split(data_dir, train=True)
     test_images, test_labels = read_split(data_dir, train=False)
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    val, train = order[:val_size], order[val_size:]
+    val, train = split_indices(len(images), val_size)
     if train_limit is not None:
         train = train[:train_limit]
     return MnistTensors(

@@ -12,13 +12,13 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 import evaluate
 import export
 import predict
 from checkpoint import load_model
-from data import normalize, read_split
+from data import normalize, read_split, split_indices
 from model import Net, count_parameters, layer_table
 
 ROOT = Path(__file__).resolve().parent
@@ -91,6 +91,67 @@ def test_predict_reports_each_bad_file_and_still_predicts_the_rest(tmp_path, dat
     errors = captured.err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
     assert "not a readable image" in errors[0] and "no digit" in errors[1] and "no such file" in errors[2]
+
+
+def hard_case(kind: str) -> Image.Image:
+    """Strokes at the edge of what the preprocessing can see: dark on white, 200x200."""
+    image = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(image)
+    if kind == "one-pixel 1":
+        pen.line([(100, 30), (100, 170)], fill=0, width=1)
+    elif kind == "one-pixel dash":
+        pen.line([(60, 100), (140, 100)], fill=0, width=1)
+    elif kind == "dot":
+        pen.point((100, 100), fill=0)
+    elif kind == "diagonal hairline":
+        pen.line([(150, 30), (90, 170)], fill=0, width=1)
+    elif kind == "soft 1":  # a scanned pen stroke: wide, blurred, never fully black
+        pen.line([(100, 30), (100, 170)], fill=60, width=12)
+        image = image.filter(ImageFilter.GaussianBlur(5))
+    return image
+
+
+HARD_CASES = ["one-pixel 1", "one-pixel dash", "dot", "diagonal hairline", "soft 1"]
+
+
+@pytest.mark.parametrize("kind", HARD_CASES)
+def test_no_stroke_is_thinned_away_or_divided_by_zero(kind):
+    digit = predict.to_mnist(hard_case(kind))
+    assert digit.shape == (1, 28, 28) and torch.isfinite(digit).all()
+    ink = digit * 0.3081 + 0.1307
+    assert ink.max() > 0.5, "the stroke survived"
+
+
+def test_thin_and_soft_ones_are_read_as_ones_without_error_lines(tmp_path, model, capsys):
+    for kind in HARD_CASES:
+        hard_case(kind).save(tmp_path / f"{kind}.png")
+    assert predict.main([str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    readings = dict(line.split(": ", 1) for line in captured.out.strip().splitlines())
+    for kind in ("one-pixel 1", "soft 1", "diagonal hairline"):
+        assert readings[str(tmp_path / f"{kind}.png")].startswith("1 ("), (kind, readings)
+
+
+def test_stroke_width_counts_the_border_as_an_edge_and_soft_edges_by_their_ink():
+    bar = torch.zeros(100, 40)
+    bar[10:90, 15:25] = 1  # 10 pixels wide
+    assert predict.stroke_width(bar) == pytest.approx(10, rel=0.15)
+    assert predict.stroke_width(torch.ones(80, 10)) == pytest.approx(10, rel=0.15), "a bar that fills its crop"
+    soft = torch.nn.functional.avg_pool2d(bar[None, None], 5, stride=1, padding=2)[0, 0]
+    assert predict.stroke_width(soft / soft.max()) == pytest.approx(10, rel=0.15), "blurred, the same pen"
+
+
+def test_stroke_width_band_is_mnists_own(data_dir):
+    images, _ = read_split(data_dir, train=True)
+    widths = []
+    for image in images[split_indices(len(images))[1][:2000]]:
+        ink = image.float() / 255
+        rows, columns = (ink > 0.2).nonzero(as_tuple=True)
+        ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+        widths.append(predict.stroke_width(ink) * 20 / max(ink.shape))
+    measured = torch.tensor(widths).quantile(torch.tensor([0.05, 0.5, 0.95]))
+    torch.testing.assert_close(measured, torch.tensor(predict.STROKE_WIDTHS), atol=0.05, rtol=0)
 
 
 def test_predict_refuses_oversized_images(tmp_path, monkeypatch, capsys):

@@ -95,8 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args = parser.parse_args(argv)
     if args.augment and args.augment_strength > 0 and args.clean_epochs >= args.epochs:
         source = f" ({args.model}'s recipe)" if "clean_epochs" in PRESET_RECIPES.get(args.model, {}) else ""
-        parser.error(f"--clean-epochs {args.clean_epochs}{source} leaves no augmented epoch of --epochs {args.epochs}; "
-                     f"pass --clean-epochs below {args.epochs}, or --no-augment to train without augmentation")  # fmt: skip
+        parser.error(f"--clean-epochs {args.clean_epochs}{source} leaves no augmented epoch of --epochs "
+                     f"{args.epochs}; pass --clean-epochs below {args.epochs}, or --no-augment to train without "
+                     "augmentation")  # fmt: skip
     args.device = pick_device(args.device, parser)
     train_size = min(args.train_limit or 60_000 - args.val_size, 60_000 - args.val_size)
     if args.batch_size > train_size:
