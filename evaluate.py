@@ -64,7 +64,7 @@ def matrix_text(matrix: torch.Tensor) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     add_model_arguments(parser)
     add_data_dir_argument(parser)
     parser.add_argument(

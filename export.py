@@ -44,7 +44,7 @@ def max_difference(onnx_bytes: bytes, model: torch.nn.Module, images: torch.Tens
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     add_model_arguments(parser)
     parser.add_argument("--output", type=Path, default=None, help="ONNX file (default: the checkpoint's name, .onnx)")
     add_data_dir_argument(parser)

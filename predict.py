@@ -171,7 +171,7 @@ def expand(paths: list[Path]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
     add_model_arguments(parser)
     parser.add_argument(

@@ -118,11 +118,14 @@ def test_a_trial_behind_every_smaller_finished_trial_is_pruned_from_mid_schedule
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--storage", "not-a-url", "--trials", "1"], "cannot open --storage not-a-url"),
+        (["--storage", "not-a-url", "--trials", "1"], "cannot open the study database"),
+        (["--storage", "postgresql://me:pw-1234@[bad/db", "--trials", "1"], "cannot open the study database"),
+        (["--storage", "postgresql+nodriver://me:pw-1234@host/db", "--trials", "1"], "postgresql+nodriver://me:***@"),
         (["--study", "nope", "--report"], "no study 'nope'"),
         (["--max-params", "100", "--trials", "1"], "no architecture in the search space is that small"),
         (["--trials", "1", "--", "--momentum", "3"], "train.py refuses the flags after --: argument --momentum"),
         (["--trials", "1", "--", "--lr", "0.1"], "--lr after -- is set by the search itself"),
+        (["--trials", "1", "--", "--mod", "tiny"], "unrecognized arguments: --mod tiny"),
         (["--trials", "-1"], "--trials: must be at least 0"),
         (["--jobs", "0"], "--jobs: must be greater than 0"),
     ],
@@ -133,3 +136,25 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     code, stderr = cli(argv, capsys)
     assert code == 2
     assert message in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
+    assert "pw-1234" not in stderr, "a password is never shown"
+
+
+def test_the_storage_url_comes_from_the_environment_and_is_shown_masked(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://me:pw-1234@db-host:5432/optuna")
+    assert search.storage_url(None) == "postgresql://me:pw-1234@db-host:5432/optuna"
+    assert search.storage_url(storage_url(tmp_path)) == storage_url(tmp_path), "--storage wins"
+    assert search.masked(search.storage_url(None)) == "postgresql://me:***@db-host:5432/optuna"
+    monkeypatch.delenv("OPTUNA_STORAGE")
+    assert search.storage_url(None) == search.default_storage()
+
+
+@pytest.mark.slow
+def test_a_study_refuses_trials_of_another_kind(tmp_path, capsys):
+    base = ["--study", "one-kind", "--seeds", "1", "--trials", "1", "--storage", storage_url(tmp_path),
+            "--runs", str(tmp_path / "runs")]  # fmt: skip
+    assert cli([*base, *TINY], capsys)[0] == 0
+    code, stderr = cli([*base, "--", "--epochs", "2", "--train-limit", "1000", "--device", "cpu"], capsys)
+    assert code == 2
+    assert "was created with `--seeds 1 -- --epochs 1 --train-limit 1000 --device cpu`" in stderr
+    assert "this call asks for `--seeds 1 -- --epochs 2" in stderr
+    assert len(complete(optuna.load_study(study_name="one-kind", storage=storage_url(tmp_path)))) == 1

@@ -39,7 +39,7 @@ def wall_seconds(arguments: list[str]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs of each command (default: 5)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "startup.json", help="results file")
     options = parser.parse_args()

@@ -153,7 +153,7 @@ def run_train(flags: list[str]) -> tuple[float, int | None, dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument(
         "--images", type=positive_int, default=25_600, help="training images per timed repeat (default: 25600)"
     )

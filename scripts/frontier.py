@@ -65,7 +65,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--seeds-report", type=Path, default=ROOT / "reports" / "seeds.json", help="seeds.py's report")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "frontier.json", help="results file")
     args = parser.parse_args(argv)

@@ -159,7 +159,7 @@ def render(text: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--check", action="store_true", help="only check that README.md is up to date")
     args = parser.parse_args()
     current = README.read_text()

@@ -1,13 +1,16 @@
 """Search architectures and recipes with Optuna: validation accuracy against parameters and CPU time.
 
     python scripts/search.py --study screen --trials 20 --seeds 2 -- --epochs 8 --train-limit 20000
-    python scripts/search.py --study screen --trials 20 --max-params 4000     # continues the same study
+    python scripts/search.py --study screen --trials 20 -- --epochs 8 --train-limit 20000   # continues it
     python scripts/search.py --study screen --report                          # Pareto front -> reports/
-    python scripts/search.py --study screen --storage postgresql://user:pw@db-host/optuna --trials 50
+    OPTUNA_STORAGE=postgresql://user:pw@db-host/optuna python scripts/search.py --study screen --trials 50
 
-A study lives in a database (`--storage`, default a SQLite file under runs/), so calling the command
-again continues it, several `--jobs` share it, and the same command on several machines pointed at
-one database server shares it too. Each trial samples a layer spec and a recipe, trains it with
+A study lives in a database (`--storage`, else $OPTUNA_STORAGE, else a SQLite file under runs/), so
+calling the command again continues it, several `--jobs` share it, and the same command on several
+machines pointed at one database server shares it too. $OPTUNA_STORAGE keeps a password off every
+command line (worker processes get it through their environment); wherever the URL is shown, its
+password is masked. A study stores the train.py flags and seeds of its first call, and refuses a call
+with others, so that all its trials are scored alike. Each trial samples a layer spec and a recipe, trains it with
 `--seeds` seeds through train.py (everything after `--` is passed on), and scores it by three
 objectives: mean validation accuracy (up), parameters (down) and seconds per epoch (down). The test
 set is never used to choose: trials record validation figures only; confirm a chosen setting with
@@ -46,11 +49,32 @@ RESERVED = (*SEARCHED, "--seed", "--out-dir", "--resume", "--no-augment")
 # warm-up is over and validation accuracy starts to say something about the end.
 PRUNE_FROM = 0.5
 STORAGE_ATTEMPTS = 5  # tries to open a storage whose tables another worker may be creating
+STORAGE_VARIABLE = "OPTUNA_STORAGE"  # the variable Optuna's own command line reads
+# SQLAlchemy 2's postgresql:// means psycopg 3; other servers' drivers are named in SQLAlchemy's docs.
+DRIVERS = {
+    "postgresql": 'pip install "psycopg[binary]"', "postgresql+psycopg": 'pip install "psycopg[binary]"',
+    "postgresql+psycopg2": "pip install psycopg2-binary", "mysql": "pip install mysqlclient",
+}  # fmt: skip
 SMALLEST_SPEC = ",M,".join([str(STAGES[0][1])] + [f"{low}s" for _, low, _ in STAGES[1:]])
 
 
 def default_storage() -> str:
     return f"sqlite:///{(ROOT / 'runs' / 'search.db').as_posix()}"
+
+
+def storage_url(flag: str | None) -> str:
+    """The study database: --storage, else $OPTUNA_STORAGE, else the SQLite file under runs/."""
+    return flag or os.environ.get(STORAGE_VARIABLE) or default_storage()
+
+
+def masked(url: str) -> str:
+    """`url` as it may be shown: with its password replaced by ***, or only its scheme if it cannot be parsed."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # SQLAlchemy raises ArgumentError, ValueError...: then nothing after the scheme is safe
+        return url.split("://", 1)[0] + "://..." if "://" in url else "(not a URL)"
 
 
 def spec_params(spec: str) -> int:
@@ -106,8 +130,9 @@ def check_train_args(train_args: list[str]) -> int:
     return parsed.epochs
 
 
-def open_storage(url: str):
-    """An Optuna storage for `url`; a malformed or unreachable one is a `UserError`."""
+def open_storage(url: str, heartbeat: int = 60):
+    """An Optuna storage for `url`; a malformed or unreachable one is a `UserError` that never shows its password.
+    A worker that sends no heartbeat for 3 x `heartbeat` seconds has its running trial marked failed."""
     import optuna
     from sqlalchemy.exc import IntegrityError
 
@@ -119,7 +144,9 @@ def open_storage(url: str):
     for attempt in range(STORAGE_ATTEMPTS):
         try:
             # The heartbeat lets any worker mark a trial FAILED whose machine died while running it.
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=heartbeat, grace_period=3 * heartbeat
+            )
         except Exception as error:  # SQLAlchemy raises many kinds: bad URL, missing driver, no server
             racing = isinstance(error, IntegrityError) or "already exists" in str(error)
             if racing and attempt + 1 < STORAGE_ATTEMPTS:
@@ -127,10 +154,11 @@ def open_storage(url: str):
                 time.sleep(1 + attempt)
                 continue
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserError(
-                f"cannot open --storage {url}: {reason} (a server URL also needs its driver installed, "
-                "e.g. pip install psycopg2-binary for postgresql://)"
-            ) from None
+            reason = reason.replace(url, masked(url))
+            driver = DRIVERS.get(url.split("://", 1)[0])
+            if driver and "import" in reason:
+                reason += f" (install its driver: {driver})"
+            raise UserError(f"cannot open the study database {masked(url)}: {reason}") from None
 
 
 def make_pruner(trial, params: int, epochs: int):
@@ -257,22 +285,44 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_worker(args: argparse.Namespace, trials: int, threads: int) -> subprocess.Popen:
-    """Another `search.py --jobs 1` process on the same study, for `trials` of this call's trials."""
+def start_worker(args: argparse.Namespace, url: str, trials: int, threads: int) -> subprocess.Popen:
+    """Another `search.py --jobs 1` process on the same study, for `trials` of this call's trials. The storage
+    URL goes through its environment: on a command line, any user of the machine could read its password."""
     command = [sys.executable, str(Path(__file__).resolve()), "--study", args.study, "--trials", str(trials),
-               "--seeds", str(args.seeds), "--threads", str(threads), "--runs", str(args.runs)]  # fmt: skip
-    if args.storage:
-        command += ["--storage", args.storage]
+               "--seeds", str(args.seeds), "--threads", str(threads), "--runs", str(args.runs),
+               "--heartbeat", str(args.heartbeat)]  # fmt: skip
     if args.max_params:
         command += ["--max-params", str(args.max_params)]
-    return subprocess.Popen([*command, "--", *args.train_args], cwd=ROOT)
+    env = dict(os.environ, **{STORAGE_VARIABLE: url})
+    return subprocess.Popen([*command, "--", *args.train_args], cwd=ROOT, env=env)
+
+
+def check_same_trials(study, args: argparse.Namespace) -> None:
+    """Record the train.py flags and seeds on a new study; refuse to add trials of another kind to an old one
+    (they would share a Pareto front and a per-epoch pruner with trials scored differently)."""
+    asked = {"train_args": args.train_args, "seeds": args.seeds}
+    for key, value in asked.items():
+        if key not in study.user_attrs:  # a new study, or one from before the flags were stored
+            study.set_user_attr(key, value)
+    stored = {key: study.user_attrs[key] for key in asked}
+    if stored != asked:
+
+        def words(kind: dict) -> str:
+            return f"--seeds {kind['seeds']} -- {' '.join(kind['train_args'])}".rstrip(" -")
+
+        raise UserError(
+            f"study {args.study!r} was created with `{words(stored)}`, this call asks for `{words(asked)}`; "
+            "run it with the study's flags, or start a new --study"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     add = parser.add_argument
     add("--study", default="search", help="study name (default: search)")
-    add("--storage", default=None, help="SQLAlchemy URL of the study database (default: sqlite:///runs/search.db)")
+    add("--storage", default=None,
+        help=f"SQLAlchemy URL of the study database (default: ${STORAGE_VARIABLE}, else sqlite:///runs/search.db); "
+        f"a URL with a password belongs in ${STORAGE_VARIABLE}, not on the command line")  # fmt: skip
     add("--trials", type=number(int, at_least=0), default=0,
         help="trials to run now, on top of the study's earlier ones (default: 0, only report)")  # fmt: skip
     add(
@@ -283,6 +333,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--threads", type=positive_int, default=None, help="CPU threads per training run (default: cores / jobs)")
     add("--seeds", type=positive_int, default=2, help="seeds trained per trial (default: 2)")
+    add("--heartbeat", type=positive_int, default=60,
+        help="seconds between a worker's heartbeats; a trial whose worker is silent for 3 of them is marked "
+        "failed (default: 60)")  # fmt: skip
     add("--max-params", type=positive_int, default=None, help="skip architectures over this many parameters")
     add(
         "--runs", type=Path, default=ROOT / "runs" / "search", help="folder for the trials' runs (default: %(default)s)"
@@ -304,13 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(args.storage or default_storage())
+    url = storage_url(args.storage)
+    storage = open_storage(url, args.heartbeat)
     if args.trials == 0:
         try:
             study = optuna.load_study(study_name=args.study, storage=storage)
         except KeyError:
             known = ", ".join(optuna.get_all_study_names(storage)) or "none"
-            raise UserError(f"no study {args.study!r} in {storage.url}; studies there: {known}") from None
+            raise UserError(f"no study {args.study!r} in {masked(url)}; studies there: {known}") from None
     else:
         try:
             study = optuna.create_study(
@@ -321,11 +375,12 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"study {args.study!r} cannot be continued here: {error}") from None
     optuna.storages.fail_stale_trials(study)  # trials whose worker died (no heartbeat) become FAIL
     if args.trials:
+        check_same_trials(study, args)
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         print(f"study {args.study}: {len(study.trials)} trials so far; running {args.trials} more", flush=True)
         # Worker processes rather than Optuna's threads: each stops cleanly on Ctrl-C, as on many machines.
         shares = [args.trials // args.jobs + (job < args.trials % args.jobs) for job in range(args.jobs)]
-        helpers = [start_worker(args, share, threads) for share in shares[1:] if share]
+        helpers = [start_worker(args, url, share, threads) for share in shares[1:] if share]
         try:
             study.optimize(
                 lambda trial: objective(trial, args, epochs, threads),
