@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from data import MnistTensors, load_mnist, resolve_data_dir
+from data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
+from errors import UserError
 
 
 def pytest_report_header() -> str:
@@ -21,10 +22,13 @@ def pytest_report_header() -> str:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The MNIST folder; a missing data set fails the test with the place it looked, never skips it."""
+    """The MNIST folder ($MNIST_DATA_DIR, else data/), downloaded there first as train.py does when it is missing;
+    a data set that can be neither found nor downloaded fails the test with train.py's message, never skips it."""
     folder = resolve_data_dir(None)
-    if not (folder / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        pytest.fail(f"MNIST not found in {folder.resolve()}/MNIST/raw; set MNIST_DATA_DIR to the folder holding MNIST/")
+    try:
+        ensure_downloaded(folder)
+    except UserError as error:
+        pytest.fail(str(error))
     return folder
 
 

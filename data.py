@@ -175,29 +175,51 @@ def augment(
     elastic: float = 0.0,
 ) -> torch.Tensor:
     """Random affine per image, whole batch at once: rotation up to `degrees`, a shift of up to
-    `shift` pixels each way, and scaling by up to `scale` (0.1 = 90% to 110%); `strength` scales all of them.
-
-    `elastic` > 0 adds a smooth random displacement (Simard et al. 2003's elastic distortion): each point of
-    a coarse 4x4 grid moves by up to `elastic` pixels each way, and the pixels between follow by bilinear
-    interpolation, so no pixel moves more than that. A coarse field costs far less than blurring a
-    full-resolution one; its 9-pixel spacing is about the correlation length of Simard's sigma-4 blur.
-    """
+    `shift` pixels each way, and scaling by up to `scale` (0.1 = 90% to 110%), which scales the shift too;
+    `strength` scales all of them.
+    `elastic` > 0 adds a smooth random displacement of up to that many pixels (`elastic_field`)."""
     n, device = len(images), images.device
     degrees, shift, scale, elastic = degrees * strength, shift * strength, scale * strength, elastic * strength
 
-    def uniform(bound: float, *shape: int) -> torch.Tensor:
-        return (torch.rand(n, *shape, generator=generator, device=device) * 2 - 1) * bound
+    def uniform(bound: float) -> torch.Tensor:
+        return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound
 
     angle = uniform(math.radians(degrees))
     zoom = 1 + uniform(scale)
     # affine_grid works in [-1, 1] coordinates, where one pixel is 2/28.
     dx, dy = uniform(shift * 2 / 28), uniform(shift * 2 / 28)
+    field = elastic_field(n, images.shape[-1], elastic, generator) if elastic > 0 else None
+    return warp(images, angle, zoom, dx, dy, field)
+
+
+def warp(
+    images: torch.Tensor,
+    angle: torch.Tensor,
+    zoom: torch.Tensor,
+    dx: torch.Tensor,
+    dy: torch.Tensor,
+    field: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Resample each image, one `grid_sample` call for the batch: turned by `angle` (radians; positive turns
+    the digit counter-clockwise as displayed), magnified by `zoom`, moved by (`dx`, `dy`) in affine_grid's
+    units (2/28 per pixel, positive to the left and up), then displaced by `field` (N, H, W, 2), in the same units."""
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, dx], 1), torch.stack([sin, cos, dy], 1)], 1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    if elastic > 0:
-        coarse = uniform(elastic * 2 / 28, 2, ELASTIC_GRID, ELASTIC_GRID)
-        field = F.interpolate(coarse, size=images.shape[-2:], mode="bilinear", align_corners=True)
-        grid = grid + field.permute(0, 2, 3, 1)
+    if field is not None:
+        grid = grid + field
     # MNIST's border pixels are background, so repeating them fills the exposed corners correctly.
     return F.grid_sample(images, grid, padding_mode="border", align_corners=False)
+
+
+def elastic_field(n: int, side: int, pixels: float, generator: torch.Generator) -> torch.Tensor:
+    """Smooth random displacements (N, side, side, 2) in affine_grid's units (2/side per pixel), after Simard et
+    al. (2003)'s elastic distortion: each point of a coarse ELASTIC_GRID x ELASTIC_GRID grid moves by up to
+    `pixels` each way, and the pixels between follow by bilinear interpolation, so none moves further. A coarse
+    field costs far less than blurring a full-resolution one; its 9-pixel spacing is about the correlation length
+    of Simard's sigma-4 blur."""
+    coarse = torch.rand(n, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator, device=generator.device)
+    field = F.interpolate(
+        (coarse * 2 - 1) * (pixels * 2 / side), size=(side, side), mode="bilinear", align_corners=True
+    )
+    return field.permute(0, 2, 3, 1)

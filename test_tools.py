@@ -17,8 +17,9 @@ from PIL import Image, ImageDraw, ImageFilter
 import evaluate
 import export
 import predict
-from checkpoint import load_model
+from checkpoint import load_checkpoint, load_model
 from data import normalize, read_split, split_indices
+from errors import UserError
 from model import Net, count_parameters, layer_table
 
 ROOT = Path(__file__).resolve().parent
@@ -175,6 +176,74 @@ def test_committed_onnx_file_is_the_committed_model(mnist, model):
     difference, differing = export.max_difference((ROOT / "models" / "mnist_model.onnx").read_bytes(), model,
                                                   mnist.test_images[:500])  # fmt: skip
     assert difference < 1e-4 and differing == 0
+
+
+def onnx_ops(onnx_bytes: bytes) -> set[tuple[str, str]]:
+    import onnx
+
+    return {(node.domain or "ai.onnx", node.op_type) for node in onnx.load_from_string(onnx_bytes).graph.node}
+
+
+def test_int8_export_keeps_the_accuracy_in_two_fifths_of_the_weights(tmp_path, data_dir, mnist):
+    assert export.main(["--output", str(tmp_path / "m.onnx"), "--int8", "--data-dir", str(data_dir)]) == 0
+    float_bytes, int8_bytes = (tmp_path / "m.onnx").read_bytes(), (tmp_path / "m.int8.onnx").read_bytes()
+    float_accuracy = export.onnx_accuracy(float_bytes, mnist.test_images, mnist.test_labels)
+    int8_accuracy = export.onnx_accuracy(int8_bytes, mnist.test_images, mnist.test_labels)
+    assert int8_accuracy >= float_accuracy - export.INT8_MAX_DROP
+    assert export.initializer_bytes(int8_bytes) <= 0.4 * export.initializer_bytes(float_bytes)
+    float_ops, int8_ops = onnx_ops(float_bytes), onnx_ops(int8_bytes)
+    assert not {op for _, op in float_ops | int8_ops} & {"BatchNormalization"}, "BatchNorm folded into the convs"
+    assert ("ai.onnx", "QuantizeLinear") in int8_ops and {domain for domain, _ in int8_ops} == {"ai.onnx"}
+
+
+def test_committed_int8_file_is_the_committed_model_within_its_bound(mnist):
+    meta = load_checkpoint(MODEL_PATH)["meta"]
+    int8 = (ROOT / "models" / "mnist_model.int8.onnx").read_bytes()
+    accuracy = export.onnx_accuracy(int8, mnist.test_images, mnist.test_labels)
+    assert accuracy >= meta["test_accuracy"] - export.INT8_MAX_DROP
+
+
+def test_int8_is_refused_past_its_accuracy_bound_and_nothing_is_written(tmp_path, data_dir, monkeypatch, capsys):
+    monkeypatch.setattr(export, "INT8_MAX_DROP", -100.0)  # no quantization can gain 100 points
+    assert export.main(["--output", str(tmp_path / "m.onnx"), "--int8", "--data-dir", str(data_dir)]) == 1
+    assert not (tmp_path / "m.int8.onnx").exists()
+    assert "not written" in capsys.readouterr().err
+
+
+def test_int8_without_the_quantization_tools_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)  # as if onnxruntime lacked them
+    with pytest.raises(UserError, match="--int8 needs onnxruntime's quantization tools"):
+        export.quantize_int8(b"", torch.zeros(1, 1, 28, 28))
+
+
+HUB_ENTRIES = ["compact_mnist", "compact_mnist_small", "compact_mnist_tiny", "compact_mnist_micro"]
+
+
+@pytest.mark.parametrize("entry", HUB_ENTRIES)
+def test_every_hub_entry_loads_from_a_clone_with_its_preprocessing(entry):
+    model = torch.hub.load(str(ROOT), entry, source="local", pretrained=False)
+    assert not model.training and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert model.to_mnist is predict.to_mnist
+
+
+def test_the_pretrained_hub_model_scores_the_committed_accuracy(mnist):
+    model = torch.hub.load(str(ROOT), "compact_mnist", source="local", pretrained=True)
+    _, accuracy = evaluate.evaluate(model, mnist.test_images, mnist.test_labels)
+    assert accuracy == pytest.approx(load_checkpoint(MODEL_PATH)["meta"]["test_accuracy"], abs=0.011)
+    digit = Image.fromarray(255 - (mnist.test_images[0, 0] * 0.3081 + 0.1307).mul(255).clamp(0, 255).byte().numpy())
+    assert model(model.to_mnist(digit)[None]).argmax(1).item() == mnist.test_labels[0].item()
+
+
+def test_hub_refusals_say_what_to_do(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="no committed weights for the 'tiny' preset.*python train.py --model tiny"):
+        torch.hub.load(str(ROOT), "compact_mnist_tiny", source="local", pretrained=True)
+    with pytest.raises(RuntimeError, match="Cannot find callable compact_mnist_huge"):
+        torch.hub.load(str(ROOT), "compact_mnist_huge", source="local")
+    import hubconf
+
+    monkeypatch.setattr(hubconf, "_WEIGHTS", tmp_path / "missing.pth")
+    with pytest.raises(RuntimeError, match="not found; train one with: python train.py"):
+        hubconf.compact_mnist()
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,131 @@
+"""The exported model on the CPU: file size, test accuracy and batch-1 latency, float against int8.
+
+    python benchmarks/bench_onnx.py         # about a minute; after python export.py --int8
+
+Times one image at a time, as a phone or a microcontroller would see them, on one thread: PyTorch, the
+float ONNX file and the int8 file with onnxruntime, and the int8 model in onnxruntime's other form
+(QLinearConv-style operators instead of QuantizeLinear/DequantizeLinear pairs), quantized here the same
+way as export.py does, to show why the QDQ form ships. Each is timed in --rounds interleaved rounds of
+--images images after a warm-up; the median of the rounds' per-image times is reported. Accuracy is on
+all 10,000 test images. The results go to benchmarks/onnx.json and benchmarks/onnx.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import onnxruntime  # noqa: E402
+import torch  # noqa: E402
+
+from checkpoint import load_model, write_atomic  # noqa: E402
+from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir  # noqa: E402
+from errors import UserError, run_cli  # noqa: E402
+from evaluate import predict  # noqa: E402
+from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8  # noqa: E402
+from flags import positive_int  # noqa: E402
+from train import machine_name  # noqa: E402
+
+
+def onnx_runner(onnx_bytes: bytes):
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return lambda image: session.run(None, {"images": image.numpy()})[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "mnist_model.pth", help="PyTorch model")
+    add_data_dir_argument(parser)
+    parser.add_argument("--rounds", type=positive_int, default=7, help="interleaved timing rounds (default: 7)")
+    parser.add_argument("--images", type=positive_int, default=300, help="images per round (default: 300)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "onnx.json", help="results file")
+    args = parser.parse_args(argv)
+    float_path, int8_path = args.checkpoint.with_suffix(".onnx"), args.checkpoint.with_suffix(".int8.onnx")
+    for path in (float_path, int8_path):
+        if not path.is_file():
+            raise UserError(f"{path} not found; write it with: python export.py --int8")
+    torch.set_num_threads(1)
+    model, meta = load_model(args.checkpoint)
+    data_dir = resolve_data_dir(args.data_dir)
+    images, labels = load_test_split(data_dir)
+    images = normalize(images)
+    files = {"onnx float": float_path.read_bytes(), "onnx int8 (QDQ, shipped)": int8_path.read_bytes()}
+    files["onnx int8 (operators)"] = quantize_int8(
+        files["onnx float"], calibration_images(data_dir), operator_form=True
+    )
+
+    runners = {"pytorch": lambda image: predict(model, image)} | {
+        name: onnx_runner(data) for name, data in files.items()
+    }
+    sample = images[: args.images]
+    for run in runners.values():  # warm-up
+        for image in sample[:50].split(1):
+            run(image)
+    per_image: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            for image in sample.split(1):
+                run(image)
+            per_image[name].append((time.perf_counter() - start) / len(sample))
+
+    rows = []
+    for name in runners:
+        data = files.get(name)
+        accuracy = (
+            onnx_accuracy(data, images, labels)
+            if data
+            else 100 * (predict(model, images).argmax(1) == labels).float().mean().item()
+        )
+        rows.append(
+            dict(
+                name=name, file_bytes=len(data) if data else args.checkpoint.stat().st_size,
+                tensor_bytes=initializer_bytes(data) if data else sum(t.nbytes for t in model.state_dict().values()),
+                test_accuracy=accuracy, microseconds_per_image=1e6 * statistics.median(per_image[name]),
+            )
+        )  # fmt: skip
+    float_row = rows[1]
+    for row in rows:
+        row["tensor_share_of_float"] = row["tensor_bytes"] / float_row["tensor_bytes"]
+        row["latency_vs_float"] = row["microseconds_per_image"] / float_row["microseconds_per_image"]
+    results = dict(
+        machine=machine_name(torch.device("cpu")), system=platform.system(), threads=1,
+        onnxruntime=onnxruntime.__version__, torch=str(torch.__version__), model=meta["model"], params=meta["params"],
+        rounds=args.rounds, images_per_round=args.images, rows=rows,
+    )  # fmt: skip
+    write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out)
+    write_atomic(markdown(results).encode(), args.out.with_suffix(".md"))
+    print(markdown(results))
+    return 0
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"Measured on {results['machine']}, one thread, onnxruntime {results['onnxruntime']}; {results['model']} model "
+        f"({results['params']:,} parameters); latency is the median of {results['rounds']} rounds of "
+        f"{results['images_per_round']} single images; accuracy on all 10,000 test images.",
+        "",
+        "| model | file | stored tensors | share of float | test accuracy | latency per image (batch 1) | vs float |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["rows"]:
+        lines.append(
+            f"| {row['name']} | {row['file_bytes'] / 1024:.1f} KiB | {row['tensor_bytes'] / 1024:.1f} KiB | "
+            f"{row['tensor_share_of_float']:.0%} | {row['test_accuracy']:.2f}% | "
+            f"{row['microseconds_per_image']:.0f} µs | {row['latency_vs_float']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    run_cli(main)

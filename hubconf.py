@@ -1,0 +1,60 @@
+"""PyTorch Hub entry points: the compact MNIST CNN, each preset, and the preprocessing for your own images.
+
+    import torch
+    model = torch.hub.load("OWNER/REPO", "compact_mnist", pretrained=True)   # the committed weights, eval mode
+    digit = model.to_mnist(PIL.Image.open("digit.png"))                         # (1, 28, 28), normalized
+    print(model(digit[None]).argmax(1))                                          # log-probabilities -> digit
+
+Only the default preset has committed weights (models/mnist_model.pth); the others load untrained with
+pretrained=False, to be trained with `python train.py --model NAME`.
+"""
+
+from pathlib import Path as _Path
+
+from checkpoint import load_model as _load_model
+from errors import UserError as _UserError
+from model import Net as _Net
+from predict import to_mnist  # an entry point too: the preprocessing on its own
+
+dependencies = ["torch", "numpy", "PIL"]
+
+_WEIGHTS = _Path(__file__).resolve().parent / "models" / "mnist_model.pth"
+
+
+def _build(preset: str, pretrained: bool):
+    if pretrained and preset != "default":
+        raise ValueError(
+            f"no committed weights for the {preset!r} preset (only the default has them, in models/); "
+            f"load it with pretrained=False and train it with: python train.py --model {preset}"
+        )
+    if pretrained:
+        try:
+            model, _ = _load_model(_WEIGHTS, preset)
+        except _UserError as error:  # missing, damaged, or retrained into another architecture
+            raise RuntimeError(str(error)) from None
+    else:
+        model = _Net(preset).eval()
+    model.to_mnist = to_mnist  # the preprocessing that predict.py and the demo use, beside the model
+    return model
+
+
+def compact_mnist(pretrained: bool = True):
+    """The default compact CNN (under 20,000 parameters), with the committed weights unless pretrained=False.
+    In eval mode; `(N, 1, 28, 28)` normalized images in, `(N, 10)` log-probabilities out; `model.to_mnist(image)`
+    turns a PIL picture of one digit into such an input."""
+    return _build("default", pretrained)
+
+
+def compact_mnist_small(pretrained: bool = False):
+    """The `small` preset (under 8,000 parameters), untrained: no weights are committed for it."""
+    return _build("small", pretrained)
+
+
+def compact_mnist_tiny(pretrained: bool = False):
+    """The `tiny` preset (under 4,000 parameters), untrained: no weights are committed for it."""
+    return _build("tiny", pretrained)
+
+
+def compact_mnist_micro(pretrained: bool = False):
+    """The `micro` preset (under 1,000 parameters), untrained: no weights are committed for it."""
+    return _build("micro", pretrained)
