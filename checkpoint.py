@@ -23,6 +23,13 @@ from flags import model_spec
 from model import Net
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(data: bytes, path: Path) -> None:
     """Write `data` to `path` via a temporary file and `os.replace`; the old file survives a failure."""
     tmp = None
@@ -33,6 +40,8 @@ def write_atomic(data: bytes, path: Path) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would, or the old file's.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~current_umask())
         os.replace(tmp, path)
     except OSError as error:
         if tmp:

@@ -56,7 +56,24 @@ def memory_bytes(device: torch.device) -> int | None:
         return torch.mps.recommended_max_memory()
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf: ask the kernel directly
+        return windows_memory_bytes()
+
+
+def windows_memory_bytes() -> int | None:
+    """Physical memory on Windows (GlobalMemoryStatusEx), or None elsewhere or if it cannot be read."""
+    try:
+        import ctypes
+
+        class MemoryStatus(ctypes.Structure):
+            _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong)] + [
+                (name, ctypes.c_ulonglong)
+                for name in ("total", "free", "page_total", "page_free", "virtual_total", "virtual_free", "extended")
+            ]
+
+        status = MemoryStatus(length=ctypes.sizeof(MemoryStatus))
+        return status.total if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)) else None
+    except (AttributeError, OSError):  # not Windows
         return None
 
 

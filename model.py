@@ -5,10 +5,11 @@ BatchNorm and ReLU: "16" is a 3x3 convolution with 16 output channels, "16s" a d
 one (a 3x3 convolution per channel, then a 1x1 convolution to 16 channels: far fewer parameters),
 "16p" a 1x1 convolution, "16d" a 3x3 convolution with stride 2 (it halves the size like a following "M",
 at a quarter of the arithmetic); "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer
-form the head. The default and tiny halve the image right after their first convolution (the default by
-giving that convolution a stride of 2, tiny with a max-pool); micro, with only 4 channels there, keeps a
-separable layer at full resolution before its first pool. All spend their width after the halving, where
-separable blocks make it cheap (chosen on validation: README).
+form the head. The default, small and tiny halve the image right after their first convolution (the default
+and small by giving that convolution a stride of 2, tiny with a max-pool); micro, with only 4 channels there,
+keeps a separable layer at full resolution before its first pool. All spend their width after the halving,
+where separable blocks make it cheap; the default differs from small only in its wider 7x7 stage, where
+parameters cost this CPU least (chosen on validation: docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 
 IMAGE_SIZE = 28
 PRESETS: dict[str, str] = {
-    "default": "8d,16,16,16s,M,24s,32s,32s",
+    "default": "8d,16,16,16s,M,32s,48s,48s",
+    "small": "8d,16,16,16s,M,24s,32s,32s",
     "tiny": "8,M,12,12s,12s,M,24s,24s,24s",
     "micro": "4,8s,M,12s,M,12s,11s",
 }

@@ -98,7 +98,9 @@ def frontier(points: list[dict], claims: list[tuple[int, float, str]], path: Pat
                       textcoords="offset points", xytext=(8, -12), fontsize=8)  # fmt: skip
     for params, accuracy, note in claims:
         axis.plot(params, accuracy, "x", color="tab:red", ms=8)
-        axis.annotate(note, (params, accuracy), textcoords="offset points", xytext=(-10, 8), fontsize=7, ha="right")
+        # Each claim's label starts at its own marker, in its colour, so it cannot be read as a preset's.
+        axis.annotate(note, (params, accuracy), textcoords="offset points", xytext=(6, 6), fontsize=7, ha="left",
+                      color="tab:red")  # fmt: skip
     axis.axhline(99.4, color="grey", lw=0.8, ls="--")
     axis.set(xscale="log", xlabel="parameters (log)", ylabel="test accuracy (%): mean, min-max over seeds",
              title="accuracy against size, final-epoch models, nothing chosen on test")  # fmt: skip

@@ -36,7 +36,7 @@ def run_train(*flags: str) -> subprocess.CompletedProcess:
 # The model
 
 
-@pytest.mark.parametrize("preset, budget", [("default", 8_000), ("tiny", 4_000), ("micro", 1_000)])
+@pytest.mark.parametrize("preset, budget", [("default", 19_999), ("small", 8_000), ("tiny", 4_000), ("micro", 1_000)])
 def test_parameter_count_is_within_budget(preset, budget):
     params = count_parameters(Net(preset))
     assert params < 20_000 and params <= budget, f"{preset}: {params:,} parameters"

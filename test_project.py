@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,7 @@ BIN = Path(sys.executable).parent
 
 def tool(name: str) -> str:
     """A command-line tool installed beside this Python (requirements.txt installs them)."""
-    path = BIN / name
-    return str(path) if path.exists() else name
+    return shutil.which(name, path=str(BIN)) or name  # ruff.exe in Scripts\ on Windows
 
 
 def test_there_is_a_workflow():
@@ -50,17 +50,39 @@ def test_code_is_formatted_by_ruff():
 
 
 def test_requirements_have_lower_bounds_and_only_explained_caps():
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
         requirement = line.split("#")[0].strip()
         if not requirement:
             continue
         assert ">=" in requirement, f"{requirement}: give a lower bound"
         if "<" in requirement.replace("<=", "<"):
-            previous = (ROOT / "requirements.txt").read_text().split(line)[0].rstrip().splitlines()[-1]
+            previous = (ROOT / "requirements.txt").read_text(encoding="utf-8").split(line)[0].rstrip().splitlines()[-1]
             assert previous.startswith("#"), f"{requirement}: an upper cap needs a comment above it saying why"
 
 
 def test_readme_badge_points_at_a_workflow_that_exists():
-    badge = re.search(r"actions/workflows/([\w.-]+)/badge\.svg", (ROOT / "README.md").read_text())
+    badge = re.search(r"actions/workflows/([\w.-]+)/badge\.svg", (ROOT / "README.md").read_text(encoding="utf-8"))
     assert badge, "README.md has no workflow badge"
     assert (ROOT / ".github" / "workflows" / badge.group(1)).is_file()
+
+
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_every_relative_link_and_image_exists(document):
+    for target in re.findall(r"\]\(([^)\s]+)\)", document.read_text(encoding="utf-8")):
+        path = target.split("#")[0]
+        if not path or re.match(r"[a-z]+:", path):  # an anchor in the page, or a web address
+            continue
+        resolved = (document.parent / path).resolve()
+        if ROOT not in resolved.parents:  # GitHub's own pages beside the repository, like the badge's
+            continue
+        assert resolved.exists(), f"{document.name} links to {target}, which does not exist"
+
+
+def test_readme_is_a_short_front_door():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines; move the history to docs/experiments.md"
+    first = "\n".join(lines[:40])
+    assert "python train.py" in first and "pytest -v" in first

@@ -92,7 +92,9 @@ def test_the_first_stage_halves_the_map_by_a_pool_or_by_a_stride_in_its_last_con
 
 
 @pytest.mark.slow
-def test_a_failing_training_is_recorded_as_failed_and_the_study_goes_on(tmp_path, capsys):
+def test_a_failing_training_is_recorded_as_failed_and_the_study_goes_on(tmp_path, capsys, monkeypatch):
+    for variable in ("HTTPS_PROXY", "HTTP_PROXY"):  # a refusing proxy: no machine downloads MNIST here
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
     argv = ["--study", "broken", "--seeds", "1", "--trials", "2", "--storage", storage_url(tmp_path),
             "--runs", str(tmp_path / "runs"), *TINY, "--data-dir", str(tmp_path / "no-mnist")]  # fmt: skip
     code, _ = cli(argv, capsys)

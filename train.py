@@ -16,6 +16,8 @@ import json
 import math
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -39,8 +41,9 @@ from evaluate import evaluate
 from flags import check_fits, fraction, model_spec, number, positive_float, positive_int, seed
 from model import PRESETS, Net, count_parameters, parse_spec
 
-# Where a preset trains best with other values than the flags' defaults (chosen on validation: README).
+# Where a preset trains best with other values than the flags' defaults (chosen on validation: docs/experiments.md).
 PRESET_RECIPES: dict[str, dict] = {
+    "default": dict(elastic=1.25),
     "tiny": dict(label_smoothing=0.0, clean_epochs=5),
     "micro": dict(label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5),
 }
@@ -125,6 +128,9 @@ def machine_name(device: torch.device) -> str:
     """The GPU's or CPU's model name, for the record of where a run's timings come from."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    if sys.platform == "darwin":
+        brand = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
+        return brand.stdout.strip() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():

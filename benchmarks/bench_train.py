@@ -132,13 +132,14 @@ def training_flops_per_image(args: argparse.Namespace) -> float:
 
 
 def peak_child_memory_mb() -> int | None:
-    """Peak resident memory of the largest child process so far, in MB; None where the OS has no
-    `resource` module (Windows)."""
+    """Peak resident memory of the largest child process so far, in MiB; None where the OS has no
+    `resource` module (Windows). Linux reports ru_maxrss in KiB, macOS in bytes."""
     try:
         import resource
     except ImportError:
         return None
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return peak // 2**20 if sys.platform == "darwin" else peak // 2**10
 
 
 def run_train(flags: list[str]) -> tuple[float, int | None, dict]:

@@ -1,11 +1,11 @@
-"""Fill the generated sections of README.md from the committed results.
+"""Fill the generated sections of README.md and docs/*.md from the committed results.
 
-    python scripts/render_readme.py          # rewrite README.md
-    python scripts/render_readme.py --check  # exit 1 if README.md is out of date
+    python scripts/render_readme.py          # rewrite README.md and docs/*.md
+    python scripts/render_readme.py --check  # exit 1 if any of them is out of date
 
 Each section sits between `<!-- BEGIN name -->` and `<!-- END name -->` and is rebuilt from
 models/metrics.json, the reports/ and benchmarks/ files that scripts wrote, or the model itself,
-so no number in the README is typed by hand.
+so no number in them is typed by hand.
 """
 
 from __future__ import annotations
@@ -22,10 +22,26 @@ sys.path.insert(0, str(ROOT))
 from model import PRESETS, Net, count_parameters, layer_table  # noqa: E402
 from train import parse_args  # noqa: E402
 
-README = ROOT / "README.md"
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TARGET = 99.40
-# Our goals per preset: parameter budget, lowest and mean test accuracy over seeds.
-SEED_TARGETS = {"default": (8_000, 99.45, 99.50), "tiny": (4_000, 0.0, 99.40), "micro": (1_000, 0.0, 99.00)}
+# Our goals per preset: parameter budget, lowest and mean test accuracy over seeds. Other entries have none.
+SEED_TARGETS = {
+    "default": (19_999, 99.45, 99.55), "small": (8_000, 0.0, 99.50), "tiny": (4_000, 0.0, 99.40),
+    "micro": (1_000, 0.0, 99.00),
+}  # fmt: skip
+
+
+def headline() -> str:
+    """The README's first numbers: the default's size, the committed model's test accuracy, the spread over seeds."""
+    meta = json.loads((ROOT / "models" / "metrics.json").read_text(encoding="utf-8"))["meta"]
+    entry = json.loads((ROOT / "reports" / "seeds.json").read_text(encoding="utf-8"))["default"]
+    test = entry["summary"]["test_acc"]
+    return (
+        f"The default network has **{count_parameters(Net('default')):,} parameters**. The committed model scores "
+        f"**{meta['test_accuracy']:.2f}%** on the test set; over {len(entry['runs'])} seeds its recipe averages "
+        f"**{test['mean']:.2f}%** (worst seed {test['min']:.2f}%, std {test['std']:.3f}), every number from the final "
+        "epoch, nothing chosen on the test set."
+    )
 
 
 def results() -> str:
@@ -38,7 +54,7 @@ def results() -> str:
         ("`models/mnist_model.pth`: `python train.py`", ROOT / "models" / "metrics.json"),
         ("`reports/cuda_run.json`: `python train.py --device cuda`", ROOT / "reports" / "cuda_run.json"),
     ):
-        meta = json.loads(path.read_text())["meta"]
+        meta = json.loads(path.read_text(encoding="utf-8"))["meta"]
         if meta["spec"] != PRESETS["default"]:  # measured before the default architecture last changed
             label += f" (earlier default `{meta['spec']}`)"
         lines.append(
@@ -51,7 +67,7 @@ def results() -> str:
 
 def epochs() -> str:
     """How test accuracy grows with the epoch budget: one row per `--epochs` setting."""
-    report = json.loads((ROOT / "reports" / "epochs.json").read_text())
+    report = json.loads((ROOT / "reports" / "epochs.json").read_text(encoding="utf-8"))
     lines = [
         f"| --epochs | seeds | test mean | test min | seeds >= {TARGET}% | val mean |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -74,7 +90,7 @@ def epochs() -> str:
 
 def seeds() -> str:
     """Mean, min and std over seeds for each preset, from the multi-seed report."""
-    report = json.loads((ROOT / "reports" / "seeds.json").read_text())
+    report = json.loads((ROOT / "reports" / "seeds.json").read_text(encoding="utf-8"))
     lines = [
         "| preset | parameters | seeds | test mean | test min | test std | val mean | device | target | met |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
@@ -83,24 +99,30 @@ def seeds() -> str:
         test, val = entry["summary"]["test_acc"], entry["summary"].get("val_acc")
         val_mean = f"{val['mean']:.2f}%" if val else "n/a (trained on all 60,000)"
         devices = ", ".join(sorted({run["device"] for run in entry["runs"]}))
-        budget, least_min, least_mean = SEED_TARGETS[name]
-        met = entry["params"] <= budget and test["min"] >= least_min and test["mean"] >= least_mean
-        target = (
-            f"<= {budget:,} params, "
-            + (f"min >= {least_min:.2f}%, " if least_min else "")
-            + f"mean >= {least_mean:.2f}%"
-        )
+        target, met = "none", ""
+        if name in SEED_TARGETS:
+            budget, least_min, least_mean = SEED_TARGETS[name]
+            met = (
+                "yes"
+                if entry["params"] <= budget and test["min"] >= least_min and test["mean"] >= least_mean
+                else "**no**"
+            )
+            target = (
+                f"<= {budget:,} params, "
+                + (f"min >= {least_min:.2f}%, " if least_min else "")
+                + f"mean >= {least_mean:.2f}%"
+            )
         # The mean to 3 decimals: it is compared with a 2-decimal target, and can miss it by less than 0.005.
         lines.append(
             f"| {name} | {entry['params']:,} | {len(entry['runs'])} | **{test['mean']:.3f}%** | {test['min']:.2f}% "
-            f"| {test['std']:.3f} | {val_mean} | {devices} | {target} | {'yes' if met else '**no**'} |"
+            f"| {test['std']:.3f} | {val_mean} | {devices} | {target} | {met} |"
         )
     return "\n".join(lines)
 
 
 def sweep() -> str:
     """Validation results of the design sweep (3 seeds per setting), best first."""
-    report = json.loads((ROOT / "reports" / "sweep.json").read_text())
+    report = json.loads((ROOT / "reports" / "sweep.json").read_text(encoding="utf-8"))
     lines = [
         "| setting | parameters | train.py flags | val mean | val min | test mean |",
         "|---|---:|---|---:|---:|---:|",
@@ -135,16 +157,19 @@ def architecture() -> str:
 
 def written_by_a_script(path: str):
     """A section that is a markdown file a script wrote (benchmark, search, reading-rate reports)."""
-    return lambda: (ROOT / path).read_text().strip()
+    return lambda: (ROOT / path).read_text(encoding="utf-8").strip()
 
 
 SECTIONS = {
-    "results": results, "seeds": seeds, "epochs": epochs, "sweep": sweep, "architecture": architecture,
+    "headline": headline, "results": results, "seeds": seeds, "epochs": epochs, "sweep": sweep,
+    "architecture": architecture,
     "benchmark": written_by_a_script("benchmarks/results.md"),
     "startup": written_by_a_script("benchmarks/startup.md"),
     "search": written_by_a_script("reports/search-screen.md"),
     "reading": written_by_a_script("reports/reading_rate.md"),
     "frontier": written_by_a_script("reports/frontier.md"),
+    "onnx": written_by_a_script("benchmarks/onnx.md"),
+    "margin": written_by_a_script("reports/margin-screen.md"),
 }  # fmt: skip
 
 
@@ -160,16 +185,19 @@ def render(text: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
-    parser.add_argument("--check", action="store_true", help="only check that README.md is up to date")
+    parser.add_argument("--check", action="store_true", help="only check that every document is up to date")
     args = parser.parse_args()
-    current = README.read_text()
-    rendered = render(current)
-    if args.check:
+    stale = []
+    for document in DOCUMENTS:
+        current = document.read_text(encoding="utf-8")
+        rendered = render(current)
         if rendered != current:
-            print("README.md is out of date: run python scripts/render_readme.py")
-            return 1
-        return 0
-    README.write_text(rendered)
+            stale.append(document.relative_to(ROOT).as_posix())
+            if not args.check:
+                document.write_text(rendered, encoding="utf-8")
+    if args.check and stale:
+        print(f"{', '.join(stale)} out of date: run python scripts/render_readme.py")
+        return 1
     return 0
 
 

@@ -8,10 +8,11 @@
 Everything after `--` goes to train.py unchanged. Each seed trains into runs/NAME/seed-S/; a seed
 whose run already finished with the same flags is read back instead of retrained, so an interrupted
 sweep resumes. `--jobs N` trains N seeds at once, splitting the CPU threads between them.
-The report (JSON plus a markdown table beside it) keeps one entry per NAME. `--compare OTHER` adds
-the mean validation gain over the entry OTHER (of this report, or of `--compare-report`), paired by
-seed: seeds share their data order and initial weights, so a paired difference sees a change that
-the seed-to-seed spread would hide.
+The report (JSON plus a markdown table beside it) keeps one entry per NAME: the committed
+reports/seeds.json for a NAME that is a preset, runs/seeds.json for any other, unless --report says.
+`--compare OTHER` adds the mean validation gain over the entry OTHER (of this report, or of
+`--compare-report`), paired by seed: seeds share their data order and initial weights, so a paired
+difference sees a change that the seed-to-seed spread would hide.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from checkpoint import write_atomic  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
 from flags import positive_int  # noqa: E402
 from flags import seed as seed_value  # noqa: E402
+from model import PRESETS  # noqa: E402
 from scripts.launch import RunFailed, finished_run, train_run  # noqa: E402
 
 TARGET = 99.40
@@ -95,6 +97,11 @@ def compare(runs: list[dict], baseline: dict, name: str) -> dict:
     if gain is None:
         raise UserError(f"--compare {name}: fewer than 2 of these seeds are in that entry; train the same seeds")
     return dict(name=name, val_gain=gain)
+
+
+def default_report(name: str) -> Path:
+    """The committed multi-seed report for a preset's entry; an untracked one under runs/ for any other."""
+    return ROOT / ("reports" if name in PRESETS else "runs") / "seeds.json"
 
 
 def read_report(path: Path) -> dict:
@@ -164,9 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once (default: 1)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
-    parser.add_argument("--report", type=Path, default=ROOT / "reports" / "seeds.json", help="report file")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="report file (default: the committed reports/seeds.json, which it updates, for an entry "
+                        "named after a preset; runs/seeds.json for any other name)")  # fmt: skip
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
+    args.report = args.report or default_report(args.name)
     baseline = read_baseline(args.compare, args.compare_report or args.report) if args.compare else None
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
