@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     add_model_arguments(parser)
     add_data_dir_argument(parser)
     parser.add_argument(
-        "--out", type=Path, default=Path("reports"), help="folder for the report files (default: reports/)"
+        "--out",
+        type=Path,
+        default=Path("reports"),
+        help="folder for the report files (default: reports/, replacing the committed reports)",
     )
     args = parser.parse_args(argv)
     from plots import confusion_matrix, misclassified_grid  # matplotlib: only once there is something to draw

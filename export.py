@@ -126,7 +126,12 @@ def max_difference(onnx_bytes: bytes, model: torch.nn.Module, images: torch.Tens
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     add_model_arguments(parser)
-    parser.add_argument("--output", type=Path, default=None, help="ONNX file (default: the checkpoint's name, .onnx)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="ONNX file (default: the checkpoint's name with .onnx, models/mnist_model.onnx: the committed file)",
+    )
     add_data_dir_argument(parser)
     parser.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest allowed output difference")
     parser.add_argument("--int8", action="store_true",

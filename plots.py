@@ -96,11 +96,14 @@ def frontier(points: list[dict], claims: list[tuple[int, float, str]], path: Pat
         seconds = f", {point['seconds_per_epoch']:.1f} s/epoch" if point["seconds_per_epoch"] else ""
         axis.annotate(f"{point['preset']} ({point['seeds']} seeds{seconds})", (point["params"], point["test_mean"]),
                       textcoords="offset points", xytext=(8, -12), fontsize=8)  # fmt: skip
-    for params, accuracy, note in claims:
-        axis.plot(params, accuracy, "x", color="tab:red", ms=8)
-        # Each claim's label starts at its own marker, in its colour, so it cannot be read as a preset's.
-        axis.annotate(note, (params, accuracy), textcoords="offset points", xytext=(6, 6), fontsize=7, ha="left",
-                      color="tab:red")  # fmt: skip
+    for index, (params, accuracy, note) in enumerate(claims):
+        letter = chr(ord("A") + index)
+        # A letter beside each claim's own marker; its words in the legend, where no preset's label can sit.
+        axis.plot(params, accuracy, "x", color="tab:red", ms=8, label=f"{letter}: {note}")
+        axis.annotate(letter, (params, accuracy), textcoords="offset points", xytext=(5, 3), fontsize=8,
+                      color="tab:red", fontweight="bold")  # fmt: skip
+    if claims:
+        axis.legend(loc="lower right", fontsize=7, title="public claims, for comparison", title_fontsize=7)
     axis.axhline(99.4, color="grey", lw=0.8, ls="--")
     axis.set(xscale="log", xlabel="parameters (log)", ylabel="test accuracy (%): mean, min-max over seeds",
              title="accuracy against size, final-epoch models, nothing chosen on test")  # fmt: skip

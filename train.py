@@ -90,7 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
         help="auto picks CUDA, then MPS, then CPU (default: auto)")  # fmt: skip
     add_data_dir_argument(parser)
-    add("--out-dir", type=Path, default=Path("models"), help="where the model and metrics go (default: models/)")
+    add(
+        "--out-dir",
+        type=Path,
+        default=Path("models"),
+        help="where the model and metrics go (default: models/, replacing the committed model)",
+    )
     add("--resume", type=Path, default=None, help="continue an interrupted run from its resume checkpoint")
     args = parser.parse_args(argv)
     if args.model in PRESET_RECIPES:  # a preset's own hyperparameters, unless a flag says otherwise

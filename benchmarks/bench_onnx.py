@@ -48,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     add_data_dir_argument(parser)
     parser.add_argument("--rounds", type=positive_int, default=7, help="interleaved timing rounds (default: 7)")
     parser.add_argument("--images", type=positive_int, default=300, help="images per round (default: 300)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "onnx.json", help="results file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "onnx.json",
+        help="results file, with .md beside it (default: the committed benchmarks/onnx.json)",
+    )
     args = parser.parse_args(argv)
     float_path, int8_path = args.checkpoint.with_suffix(".onnx"), args.checkpoint.with_suffix(".int8.onnx")
     for path in (float_path, int8_path):

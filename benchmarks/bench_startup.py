@@ -41,7 +41,12 @@ def wall_seconds(arguments: list[str]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs of each command (default: 5)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "startup.json", help="results file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "startup.json",
+        help="results file, with .md beside it (default: the committed benchmarks/startup.json)",
+    )
     options = parser.parse_args()
     commands = {'-c "import torch"': BASELINE}
     for script in SCRIPTS:

@@ -162,7 +162,12 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="also time a whole python train.py")
     parser.add_argument("--model", type=model_spec, default="default",
                         help="preset or layer spec to train, as train.py's --model (default: default)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json", help="results file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks" / "results.json",
+        help="results file, with .md beside it (default: the committed benchmarks/results.json)",
+    )
     options = parser.parse_args()
     model_flags = ["--model", options.model, "--device", "cpu"]
     args = parse_args(model_flags)  # train.py's defaults for this model: the same recipe as a real run

@@ -67,7 +67,12 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--seeds-report", type=Path, default=ROOT / "reports" / "seeds.json", help="seeds.py's report")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "frontier.json", help="results file")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "reports" / "frontier.json",
+        help="results file, with .md and .png beside it (default: the committed reports/frontier.json)",
+    )
     args = parser.parse_args(argv)
     if not args.seeds_report.is_file():
         raise UserError(f"{args.seeds_report} not found; confirm presets first with scripts/seeds.py")

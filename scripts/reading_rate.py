@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         default=ROOT / "reports" / "reading_rate.json",
-        help="results file; a markdown table goes beside it (default: reports/reading_rate.json)",
+        help="results file, with .md beside it (default: the committed reports/reading_rate.json)",
     )
     args = parser.parse_args(argv)
     model, meta = load_model(args.checkpoint, args.model)
