@@ -9,6 +9,7 @@ wrong into one clear `UserError`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import tempfile
@@ -55,6 +56,12 @@ def save_atomic(obj: Any, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     write_atomic(buffer.getvalue(), path)
+
+
+def fingerprint(path: Path) -> str:
+    """A short hash of a checkpoint file, recorded in what is made from it (ONNX files, the README's tables),
+    so that a test can tell an export of this checkpoint from one of an earlier training."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def load_checkpoint(path: Path, required: tuple[str, ...] = ("state_dict", "meta")) -> dict:

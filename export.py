@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import add_model_arguments, load_model, write_atomic
+from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
 from data import add_data_dir_argument, load_test_split, normalize, read_split, resolve_data_dir, split_indices
 from errors import UserError, run_cli
 from evaluate import predict
@@ -46,6 +46,23 @@ def export_onnx(model: torch.nn.Module) -> bytes:
         dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
     )  # fmt: skip
     return compact(program.model_proto)
+
+
+def stamp(onnx_bytes: bytes, checkpoint: Path) -> bytes:
+    """The ONNX model with the checkpoint it was exported from recorded in its metadata (checkpoint.fingerprint)."""
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes)
+    onnx.helper.set_model_props(proto, {"checkpoint_sha256": fingerprint(checkpoint)})
+    return proto.SerializeToString()
+
+
+def exported_from(onnx_bytes: bytes) -> str | None:
+    """The fingerprint of the checkpoint an ONNX file written by this script was exported from."""
+    import onnx
+
+    props = {prop.key: prop.value for prop in onnx.load_from_string(onnx_bytes).metadata_props}
+    return props.get("checkpoint_sha256")
 
 
 def compact(proto) -> bytes:
@@ -156,14 +173,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    onnx_bytes = stamp(onnx_bytes, args.checkpoint)
     write_atomic(onnx_bytes, output)
     print(f"wrote {output} ({len(onnx_bytes) / 1024:.0f} KiB, {meta['model']} model, any batch size)")
     if args.int8:
-        return write_int8(onnx_bytes, output.with_suffix(".int8.onnx"), data_dir, normalize(test_images), test_labels)
+        int8_output = output.with_suffix(".int8.onnx")
+        return write_int8(onnx_bytes, int8_output, data_dir, normalize(test_images), test_labels, args.checkpoint)
     return 0
 
 
-def write_int8(onnx_bytes: bytes, output: Path, data_dir: Path, images: torch.Tensor, labels: torch.Tensor) -> int:
+def write_int8(
+    onnx_bytes: bytes, output: Path, data_dir: Path, images: torch.Tensor, labels: torch.Tensor, checkpoint: Path
+) -> int:
     """Quantize, compare with the float model on every test image, and write only within INT8_MAX_DROP."""
     int8_bytes = quantize_int8(onnx_bytes, calibration_images(data_dir))
     float_accuracy, int8_accuracy = onnx_accuracy(onnx_bytes, images, labels), onnx_accuracy(int8_bytes, images, labels)
@@ -171,6 +192,7 @@ def write_int8(onnx_bytes: bytes, output: Path, data_dir: Path, images: torch.Te
     if float_accuracy - int8_accuracy > INT8_MAX_DROP:
         print(f"error: quantization costs more than {INT8_MAX_DROP} points; {output} not written", file=sys.stderr)
         return 1
+    int8_bytes = stamp(int8_bytes, checkpoint)
     write_atomic(int8_bytes, output)
     print(f"wrote {output} ({len(int8_bytes) / 1024:.0f} KiB against {len(onnx_bytes) / 1024:.0f} KiB)")
     return 0
