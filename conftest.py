@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,13 @@ import torch
 
 from data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
 from errors import UserError
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now (for the test servers)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def pytest_report_header() -> str:

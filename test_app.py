@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from PIL import Image
 
 import app
 from checkpoint import load_model
+from conftest import free_port
 from scripts.reading_rate import CANVAS, TEMPLATES, draw, place, typed
 
 ROOT = Path(__file__).resolve().parent
@@ -82,12 +82,6 @@ def test_a_missing_or_damaged_checkpoint_stops_at_start_with_one_line(checkpoint
 
 
 # A real server
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent
 PASSWORD = "pw-" + secrets.token_hex(8)
@@ -36,12 +37,6 @@ def server_folder() -> Path | None:
         Path("/usr/lib/postgresql").glob("*/bin"), reverse=True
     )
     return next((folder for folder in candidates if (folder / "postgres").is_file()), None)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
