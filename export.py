@@ -98,7 +98,8 @@ def quantize_int8(onnx_bytes: bytes, calibration: torch.Tensor, operator_form: b
         logging.disable(logging.WARNING)  # its advice to pre-process: the exporter has already folded the graph
         try:
             quantize_static(
-            source, target, Images(), per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                source, target, Images(), per_channel=True, weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
                 quant_format=QuantFormat.QOperator if operator_form else QuantFormat.QDQ,
             )  # fmt: skip
         finally:

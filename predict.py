@@ -112,6 +112,12 @@ def match_stroke_width(ink: torch.Tensor, scale: float) -> torch.Tensor:
     return thinner if thinner.max() > 0.5 else ink  # a digit thinner than the erosion keeps its width
 
 
+def crop(ink: torch.Tensor) -> torch.Tensor:
+    """The box around the ink (pixels above 0.2 of the brightest, which is 1)."""
+    rows, columns = (ink > 0.2).nonzero(as_tuple=True)
+    return ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+
+
 def to_mnist(image: Image.Image) -> torch.Tensor:
     """A picture of one digit (any size and mode) -> a normalized `(1, 28, 28)` tensor in MNIST's convention.
 
@@ -129,12 +135,8 @@ def to_mnist(image: Image.Image) -> torch.Tensor:
     ink = (ink - 4 * noise_level(pixels)).clamp(min=0)
     if ink.max() < 0.1:
         raise ValueError("no digit found (the image is blank)")
-    ink = ink / ink.max()
-    rows, columns = (ink > 0.2).nonzero(as_tuple=True)
-    ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
-    ink = match_stroke_width(ink, 20 / max(ink.shape))
-    rows, columns = (ink > 0.2).nonzero(as_tuple=True)  # a dilated digit has grown into its margin
-    ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    ink = crop(ink / ink.max())
+    ink = crop(match_stroke_width(ink, 20 / max(ink.shape)))  # a dilated digit has grown into its margin
 
     # Fit the digit's longer side to 20 pixels, keeping its aspect ratio, as MNIST did.
     height, width = ink.shape

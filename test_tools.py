@@ -148,9 +148,7 @@ def test_stroke_width_band_is_mnists_own(data_dir):
     images, _ = read_split(data_dir, train=True)
     widths = []
     for image in images[split_indices(len(images))[1][:2000]]:
-        ink = image.float() / 255
-        rows, columns = (ink > 0.2).nonzero(as_tuple=True)
-        ink = ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+        ink = predict.crop(image.float() / 255)
         widths.append(predict.stroke_width(ink) * 20 / max(ink.shape))
     measured = torch.tensor(widths).quantile(torch.tensor([0.05, 0.5, 0.95]))
     torch.testing.assert_close(measured, torch.tensor(predict.STROKE_WIDTHS), atol=0.05, rtol=0)

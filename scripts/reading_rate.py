@@ -233,17 +233,17 @@ def reading_rate(
 ) -> tuple[float, list[int], int]:
     """Percentage read correctly (an image the preprocessing refuses counts as misread), the digits that
     were misread, and how many images the preprocessing refused with an error."""
-    inputs, refused = [], 0
-    for _, image in samples:
+    inputs, refused = [], set()
+    for index, (_, image) in enumerate(samples):
         try:
             inputs.append(preprocess(image))
         except Exception:  # what predict.py would print as an error line for this image
-            inputs.append(torch.full((1, 28, 28), float("nan")))
-            refused += 1
-    predicted = predict(model, torch.stack(inputs).nan_to_num()).argmax(1).tolist()
-    failed = [bool(x.isnan().any()) for x in inputs]
-    wrong = [digit for (digit, _), guess, bad in zip(samples, predicted, failed, strict=True) if bad or digit != guess]
-    return 100 * (len(samples) - len(wrong)) / len(samples), wrong, refused
+            inputs.append(torch.zeros(1, 28, 28))
+            refused.add(index)
+    predicted = predict(model, torch.stack(inputs)).argmax(1).tolist()
+    wrong = [digit for index, ((digit, _), guess) in enumerate(zip(samples, predicted, strict=True))
+             if index in refused or digit != guess]  # fmt: skip
+    return 100 * (len(samples) - len(wrong)) / len(samples), wrong, len(refused)
 
 
 def main(argv: list[str] | None = None) -> int:

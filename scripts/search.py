@@ -301,10 +301,11 @@ def check_same_trials(study, args: argparse.Namespace) -> None:
     """Record the train.py flags and seeds on a new study; refuse to add trials of another kind to an old one
     (they would share a Pareto front and a per-epoch pruner with trials scored differently)."""
     asked = {"train_args": args.train_args, "seeds": args.seeds}
+    stored = study.user_attrs  # one read of the storage
     for key, value in asked.items():
-        if key not in study.user_attrs:  # a new study, or one from before the flags were stored
+        if key not in stored:  # a new study, or one from before the flags were stored
             study.set_user_attr(key, value)
-    stored = {key: study.user_attrs[key] for key in asked}
+    stored = {key: stored.get(key, value) for key, value in asked.items()}
     if stored != asked:
 
         def words(kind: dict) -> str:
