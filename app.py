@@ -3,10 +3,12 @@
     python app.py                                   # http://127.0.0.1:7860
     python app.py --port 8000 --checkpoint runs/tiny/mnist_model.pth
 
-A sketchpad ready to draw on, and an upload tab for photos and scans. The page shows the three likeliest
-digits, the 28x28 image the model actually received (predict.py's preprocessing, the same function) and
-what the checkpoint says about the model. `gradio_client` scripts can call the `predict` endpoint with
-an image file. Nothing is shared publicly unless --share is given.
+A sketchpad ready to draw on, and an upload tab for photos and scans (a phone camera's files too, up to
+50 MB). The page shows the three likeliest digits, the 28x28 image the model actually received (predict.py's
+loader and preprocessing, the same functions) and what the checkpoint says about the model; a box switches to
+reading a number of several digits. `gradio_client` scripts can call the `predict` endpoint with an image file.
+Requests are served several at a time (--concurrency), so the model, not a queue, sets how long one takes.
+Nothing is shared publicly unless --share is given.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from data import MEAN, STD
 from errors import UserError, run_cli
 from evaluate import predict
 from flags import number
-from predict import load_image, to_mnist
+from predict import ink_of, load_image, mnist_digit, number_inputs, several_digits
 
 BLANK = "Draw a digit on the canvas: it is read as soon as you lift the mouse."
 SHOWN_SIZE = 168  # the 28x28 input, enlarged 6x with visible pixels
+NUMBER_HINT = "Several digits side by side? Tick *read a number*."
+# Requests of each kind served at once: chosen with benchmarks/bench_demo.py (see benchmarks/demo.md).
+CONCURRENCY = 4
 # Gradio 6 opens the sketchpad with no tool chosen; click the brush once the page is there.
 CHOOSE_BRUSH = """
 () => {
@@ -46,39 +51,54 @@ class Reader:
     def __init__(self, model: torch.nn.Module, meta: dict) -> None:
         self.model, self.meta = model, meta
 
-    def read(self, image: Image.Image) -> tuple[dict[str, float], np.ndarray]:
-        """Probabilities of every digit, and the 28x28 input as the model saw it (enlarged).
+    def read(self, image: Image.Image, number: bool = False) -> tuple[dict[str, float], np.ndarray, str]:
+        """Probabilities of every digit (with `number`: of the whole number, as each digit's product), the 28x28
+        inputs as the model saw them (enlarged, side by side), and a note for the page ('' when none).
 
-        Raises ValueError for a blank picture.
+        Raises ValueError for a picture with no digit.
         """
-        tensor = to_mnist(image)
-        probabilities = predict(self.model, tensor.unsqueeze(0))[0].exp()
-        pixels = ((tensor[0] * STD + MEAN).clamp(0, 1) * 255).byte().numpy()
-        shown = np.asarray(Image.fromarray(pixels).resize((SHOWN_SIZE, SHOWN_SIZE), Image.Resampling.NEAREST))
-        return {str(digit): float(p) for digit, p in enumerate(probabilities)}, shown
+        ink = ink_of(image)
+        inputs = number_inputs(ink) if number else mnist_digit(ink)[None]
+        probabilities = predict(self.model, inputs).exp()
+        pixels = ((torch.cat(list(inputs[:, 0]), dim=1) * STD + MEAN).clamp(0, 1) * 255).byte().numpy()
+        shown = np.asarray(
+            Image.fromarray(pixels).resize((SHOWN_SIZE * len(inputs), SHOWN_SIZE), Image.Resampling.NEAREST)
+        )
+        if number:
+            confidence, digits = probabilities.max(1)
+            each = ", ".join(f"{d} ({p:.1%})" for d, p in zip(digits.tolist(), confidence.tolist(), strict=True))
+            return {"".join(map(str, digits.tolist())): confidence.prod().item()}, shown, f"Each digit: {each}."
+        label = {str(digit): float(p) for digit, p in enumerate(probabilities[0])}
+        return label, shown, NUMBER_HINT if several_digits(ink) else ""
 
-    def read_canvas(self, drawing: dict | None) -> tuple[dict | None, np.ndarray | None, str]:
+    def read_canvas(self, drawing: dict | None, number: bool = False) -> tuple[dict | None, np.ndarray | None, str]:
         """The sketchpad's handler: its composite image in, (label, input seen, message) out."""
         composite = (drawing or {}).get("composite")
         if composite is None:
             return None, None, BLANK
         try:
-            label, shown = self.read(composite)
+            return self.read(composite, number)
         except ValueError:
             return None, None, BLANK
-        return label, shown, ""
 
-    def read_upload(self, path: str | None) -> tuple[dict | None, np.ndarray | None, str]:
+    def read_upload(self, path: str | None, number: bool = False) -> tuple[dict | None, np.ndarray | None, str]:
         """The upload tab's handler: an image file in, (label, input seen, message) out."""
         if not path:
             return None, None, "Upload a photo or scan of one digit."
         try:
-            label, shown = self.read(load_image(Path(path)))
+            picture, note = load_image(Path(path))
+            label, shown, message = self.read(picture, number)
         except UserError as error:
             return None, None, f"That file could not be used: {str(error).split(': ', 1)[-1]}."
-        except ValueError:
-            return None, None, "No digit found in that image: it looks blank."
-        return label, shown, ""
+        except ValueError as error:
+            return None, None, f"Nothing to read in that image: {error}."
+        return label, shown, " ".join(part for part in (message, note and f"({note}.)") if part)
+
+    def reread(
+        self, drawing: dict | None, path: str | None, number: bool
+    ) -> tuple[dict | None, np.ndarray | None, str]:
+        """The number box's handler: the upload read again if there is one, else the drawing."""
+        return self.read_upload(path, number) if path else self.read_canvas(drawing, number)
 
     def predict_file(self, path: str) -> dict[str, float]:
         """The `predict` API endpoint: an image file in, each digit's probability out."""
@@ -115,13 +135,18 @@ def build_demo(reader: Reader):
                 with gr.Tab("Upload"):
                     # A file, not gr.Image: Gradio would decode an image itself and fail on junk without a word.
                     upload = gr.File(file_types=["image"], type="filepath", label="photo or scan of one digit")
+                as_number = gr.Checkbox(label="read a number (digits side by side, not touching)", elem_id="number")
             with gr.Column():
                 label = gr.Label(num_top_classes=3, label="the model reads", elem_id="prediction")
                 status = gr.Markdown(BLANK, elem_id="status")
                 seen = gr.Image(label="what the model received (28x28)", interactive=False, height=SHOWN_SIZE + 40)
         outputs = [label, seen, status]
-        sketchpad.change(reader.read_canvas, sketchpad, outputs, show_progress="hidden", api_visibility="private")
-        upload.change(reader.read_upload, upload, outputs, api_visibility="private")
+        # "always_last": a drawing's next reading starts only once the last one is back, so the page always ends
+        # on the result of the latest strokes, never on an older one that finished later.
+        sketchpad.change(reader.read_canvas, [sketchpad, as_number], outputs, show_progress="hidden",
+                         trigger_mode="always_last", api_visibility="private")  # fmt: skip
+        upload.change(reader.read_upload, [upload, as_number], outputs, api_visibility="private")
+        as_number.change(reader.reread, [sketchpad, upload, as_number], outputs, api_visibility="private")
         # The API: one image file in, the label with its confidences out; bad input raises the message.
         upload.upload(reader.predict_file, upload, label, api_name="predict")
         demo.load(None, js=CHOOSE_BRUSH)
@@ -135,6 +160,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--port", type=number(int, at_least=1, at_most=65535), default=7860, help="default: 7860")
     parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="default: %(default)s")
+    parser.add_argument(
+        "--concurrency", type=number(int, at_least=1), default=CONCURRENCY,
+        help="requests of each kind served at once (default: %(default)s; 1 is Gradio's own default)",
+    )  # fmt: skip
     parser.add_argument("--share", action="store_true", help="also open a temporary public link through Gradio")
     return parser.parse_args(argv)
 
@@ -145,13 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
-    demo = build_demo(Reader(model, meta))
+    torch.set_num_threads(1)  # requests run side by side, each on one thread: no contention over the cores
+    demo = build_demo(Reader(model, meta)).queue(default_concurrency_limit=args.concurrency)
     try:
         # The system's fonts: Gradio's default theme fetches Google Fonts, which hangs a page that is offline.
         theme = gr.themes.Default(
             font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
         )
-        demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="20mb", theme=theme)
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="50mb", theme=theme)
     except OSError as error:  # the port is taken, or the address is not this machine's
         raise UserError(f"cannot serve on {args.host}:{args.port} ({error}); choose another --port or --host") from None
     return 0

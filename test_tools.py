@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -154,11 +155,17 @@ def test_stroke_width_band_is_mnists_own(data_dir):
     torch.testing.assert_close(measured, torch.tensor(predict.STROKE_WIDTHS), atol=0.05, rtol=0)
 
 
-def test_predict_refuses_oversized_images(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(predict, "MAX_PIXELS", 100 * 100)
-    Image.new("L", (101, 100)).save(tmp_path / "huge.png")
-    assert predict.main([str(tmp_path / "huge.png")]) == 2
-    assert "too large" in capsys.readouterr().err
+@pytest.mark.parametrize("suffix", ["png", "jpg"])
+def test_predict_refuses_what_pillow_counts_as_a_decompression_bomb_in_one_line(tmp_path, monkeypatch, capsys, suffix):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100 // 2)  # refused past twice the limit
+    Image.new("L", (101, 100), 255).save(tmp_path / f"huge.{suffix}")
+    Image.new("L", (100, 100), 255).save(tmp_path / f"at-the-limit.{suffix}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's warning between the limit and twice it must not reach stderr
+        assert predict.main([str(tmp_path / f"huge.{suffix}"), str(tmp_path / f"at-the-limit.{suffix}")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "huge" in errors[0] and "too large to decode safely" in errors[0], errors
+    assert "at-the-limit" in errors[1] and "the image is blank" in errors[1], errors
 
 
 def test_export_writes_onnx_that_matches_pytorch(tmp_path, data_dir, mnist, model):

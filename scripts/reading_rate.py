@@ -1,21 +1,30 @@
-"""How well the model reads digits as they reach a user, all through predict.py's preprocessing.
+"""How well the model reads digits as they reach a user: every picture written to a file the way a device
+saves it and read back through predict.py's own loader and preprocessing.
 
     python scripts/reading_rate.py                  # writes reports/reading_rate.json and .md
-    python scripts/reading_rate.py --against 283574d --out /tmp/rates.json   # also an older preprocessing
+    python scripts/reading_rate.py --against 283574d --out /tmp/rates.json   # also an older revision's path
 
 Rows made from MNIST digits (the first 1,000 of the validation split, which the committed model never
 trained on; not test digits, since the preprocessing is chosen on these rows), each beside the model's
-accuracy on the same digits as they are, so a row shows what the journey costs, not how hard the digits were:
+accuracy on the same digits as they are and as plain 8-bit PNG files, so a row shows what its journey costs,
+not how hard the digits were:
   low resolution  the digit's box down-sampled to 8x8 or 16x16 with 17 grey levels, then up-sampled to
                   64 px with bilinear filtering (scanners, thumbnails, old forms);
   pen width       strokes thinned or thickened by grey-level erosion or dilation at 4x resolution;
   paper photo     dark ink on light paper, uneven lighting, sensor noise, a few degrees of rotation, the
-                  digit off centre in a larger frame, saved as a JPEG of quality 30.
+                  digit off centre in a larger frame, saved as a JPEG of quality 30;
+  sideways photo  that photo stored turned, with the EXIF orientation (3, 6 or 8) that shows it upright;
+  16-bit scan     grey (pencil) ink on paper in a 16-bit greyscale PNG;
+  transparent     black or white strokes on a transparent canvas (an RGBA PNG, as drawing apps export);
+  ruled, squared  the digit in pen on lined or squared paper, a form box: a printed frame around it;
+  large photo     the paper photo as a 4032x3024 JPEG (12 megapixels, a phone's default);
+  number          2 to 6 digits side by side, read with predict.py --number: right if every digit is.
+Line spacing, colours, frame widths and positions are drawn from a generator seeded by --seed: the
+preprocessing was tuned with --seed 1 and the committed report uses --seed 0.
 Rows of our own: drawn digits (stroke templates with random rotation, size, position and stroke width,
 drawn as round-capped black lines on a white 420x420 canvas, as the sketchpad does) and typed digits (the
-fonts that matplotlib ships, so every machine has them, at two sizes). The preprocessing is judged on
-all rows at once: the MNIST-made rows were never used to tune it.
-`--against REV` also reads every row through predict.py's preprocessing at git revision REV.
+fonts that matplotlib ships, so every machine has them, at two sizes).
+`--against REV` also reads every row through predict.py's loader and preprocessing at git revision REV.
 """
 
 from __future__ import annotations
@@ -40,12 +49,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
+import predict as predict_py  # noqa: E402
 from checkpoint import add_model_arguments, load_model, write_atomic  # noqa: E402
 from data import add_data_dir_argument, ensure_downloaded, normalize, read_split, resolve_data_dir, split_indices  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
 from evaluate import predict  # noqa: E402
 from flags import positive_int  # noqa: E402
-from predict import to_mnist  # noqa: E402
 
 CANVAS = 420  # the demo's canvas size
 FONTS = [
@@ -166,23 +175,125 @@ def pen_width(digit: torch.Tensor, radius: int) -> Image.Image:
     return as_image(ink[0, 0])
 
 
-def paper_photo(digit: torch.Tensor, rng: random.Random) -> Image.Image:
+def paper_photo(
+    digit: torch.Tensor, rng: random.Random, side: int = 112, frame: tuple[int, int] = (224, 224), quality: int = 30
+) -> Image.Image:
     """A phone photo of the digit written on paper: dark ink on light, unevenly lit paper, a few degrees of
-    rotation, off centre in a frame twice its size, sensor noise, and a JPEG of quality 30."""
-    ink = Image.fromarray(digit.numpy()).resize((112, 112), Image.Resampling.BILINEAR)
+    rotation, the digit `side` pixels high somewhere in the frame, sensor noise, and a JPEG of `quality`."""
+    width, height = frame
+    ink = Image.fromarray(digit.numpy()).resize((side, side), Image.Resampling.BILINEAR)
     ink = ink.rotate(rng.uniform(-5, 5), resample=Image.Resampling.BILINEAR)
-    frame = Image.new("L", (224, 224), 0)
-    frame.paste(ink, (rng.randint(0, 112), rng.randint(0, 112)))
-    ink = torch.from_numpy(np.asarray(frame, dtype=np.float32)) / 255
+    page = Image.new("L", frame, 0)
+    page.paste(ink, (rng.randint(0, width - side), rng.randint(0, height - side)))
+    ink = torch.from_numpy(np.asarray(page, dtype=np.float32)) / 255
     angle = rng.uniform(0, 2 * math.pi)  # the light falls off across the page in a random direction
-    ramp = torch.linspace(-0.5, 0.5, 224)
-    light = 1 - rng.uniform(0.1, 0.3) * (math.cos(angle) * ramp[None, :] + math.sin(angle) * ramp[:, None] + 0.5)
+    across, down = torch.linspace(-0.5, 0.5, width), torch.linspace(-0.5, 0.5, height)
+    light = 1 - rng.uniform(0.1, 0.3) * (math.cos(angle) * across[None, :] + math.sin(angle) * down[:, None] + 0.5)
     paper, pen = rng.uniform(0.8, 0.95), rng.uniform(0.05, 0.25)
-    noise = torch.randn(224, 224, generator=torch.Generator().manual_seed(rng.randrange(2**31))) * 0.03
+    noise = torch.randn(height, width, generator=torch.Generator().manual_seed(rng.randrange(2**31))) * 0.03
     grey = (paper - (paper - pen) * ink) * light + noise
     buffer = io.BytesIO()
-    as_image(1 - grey).convert("RGB").save(buffer, format="JPEG", quality=30)
-    return Image.open(io.BytesIO(buffer.getvalue()))
+    as_image(1 - grey).convert("RGB").save(buffer, format="JPEG", quality=quality)
+    photo = Image.open(io.BytesIO(buffer.getvalue()))
+    photo.info["file"] = buffer.getvalue()  # the file as the camera wrote it, for write()
+    return photo
+
+
+def magnified(digit: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """A uint8 MNIST digit as ink in [0, 1], enlarged `factor` times with bilinear filtering (112 px for 4)."""
+    ink = digit.float()[None, None] / 255
+    return F.interpolate(ink, scale_factor=factor, mode="bilinear", align_corners=False)[0, 0]
+
+
+def plain_file(digit: torch.Tensor) -> Image.Image:
+    """The digit as a plain picture: dark ink on white, 8-bit greyscale, 112 px: every file row's control."""
+    return as_image(magnified(digit))
+
+
+def sideways(photo: Image.Image, orientation: int) -> tuple[Image.Image, Image.Exif]:
+    """A photo as a phone stores it when held turned: the pixels turned, with the EXIF orientation tag (3: upside
+    down, 6 and 8: a quarter turn) that tells a viewer how to show it upright."""
+    stored = photo.transpose({3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
+                              8: Image.Transpose.ROTATE_270}[orientation])  # fmt: skip
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    return stored, exif
+
+
+def scan_16bit(digit: torch.Tensor, rng: random.Random) -> Image.Image:
+    """Grey pencil ink (a third to two thirds of the way from paper to black) in a 16-bit greyscale scan."""
+    paper, pen = rng.uniform(0.85, 0.97), rng.uniform(0.3, 0.6)
+    grey = paper - (paper - pen) * magnified(digit)
+    return Image.fromarray((grey.numpy() * 65535).round().astype(np.uint16))
+
+
+def transparent(digit: torch.Tensor, rng: random.Random, white: bool) -> Image.Image:
+    """Strokes of one colour (near black, or near white) on a transparent canvas: the digit is the alpha."""
+    shade = rng.randint(215, 255) if white else rng.randint(0, 40)
+    alpha = (magnified(digit) * 255).round().byte().numpy()
+    colour = np.full((*alpha.shape, 3), shade, dtype=np.uint8)
+    return Image.fromarray(np.dstack([colour, alpha]))
+
+
+def on_paper(digit: torch.Tensor, rng: random.Random, paper: str) -> Image.Image:
+    """The digit in pen (black or blue) on a page of `paper`: 'ruled' (light lines 18-40 px apart, sometimes a
+    red margin), 'squared' (a grid 14-30 px) or 'box' (a dark printed frame 1-5 px wide around the digit, as on
+    a form), the digit somewhere on the page."""
+    width, height = rng.randint(260, 420), rng.randint(260, 420)
+    page = Image.new("RGB", (width, height), tuple(rng.randint(238, 255) for _ in range(3)))
+    pen = ImageDraw.Draw(page)
+    left, top = rng.randint(20, width - 132), rng.randint(20, height - 132)  # where the 112 px digit goes
+    if paper in ("ruled", "squared"):
+        colour = (rng.randint(120, 190), rng.randint(160, 210), rng.randint(215, 250))
+        spacing, line = rng.randint(18, 40) if paper == "ruled" else rng.randint(14, 30), rng.randint(1, 3)
+        for y in range(rng.randint(0, spacing), height, spacing):
+            pen.line([(0, y), (width, y)], fill=colour, width=line)
+        if paper == "squared":
+            for x in range(rng.randint(0, spacing), width, spacing):
+                pen.line([(x, 0), (x, height)], fill=colour, width=line)
+        elif rng.random() < 0.3:  # a notebook's margin
+            x = rng.randint(15, 60)
+            pen.line([(x, 0), (x, height)], fill=(rng.randint(200, 240), 90, 90), width=line)
+    else:
+        box_width, box_height = (round(112 * rng.uniform(0.95, 1.5)) for _ in range(2))
+        x0 = max(2, min(width - box_width - 3, left + 56 - box_width // 2 + rng.randint(-8, 8)))
+        y0 = max(2, min(height - box_height - 3, top + 56 - box_height // 2 + rng.randint(-8, 8)))
+        frame = tuple(rng.randint(0, 60) for _ in range(2)) + (rng.randint(0, 140),)
+        pen.rectangle([x0, y0, x0 + box_width, y0 + box_height], outline=frame, width=rng.randint(1, 5))
+    ink = np.asarray(magnified(digit))[..., None]
+    colour = np.array(rng.choice([(20, 20, 25), (25, 40, 130), (10, 25, 80)]), dtype=np.float32)
+    region = np.asarray(page, dtype=np.float32)[top : top + 112, left : left + 112]
+    pixels = np.asarray(page).copy()
+    pixels[top : top + 112, left : left + 112] = (region * (1 - ink) + colour * ink).round().astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+def large_photo(digit: torch.Tensor, rng: random.Random) -> Image.Image:
+    """A paper photo of 1008x756 pixels, the digit 224 of them high, enlarged to 4032x3024 (a 12-megapixel
+    phone photo) for a JPEG of quality 85."""
+    photo = paper_photo(digit, rng, side=224, frame=(1008, 756), quality=95)
+    return photo.resize((4032, 3024), Image.Resampling.BILINEAR)
+
+
+def number_picture(digits: list[torch.Tensor], rng: random.Random) -> Image.Image:
+    """Digits written side by side, dark on white: each digit's ink box at 4x, gaps of 20-60% of a digit's
+    height between boxes, each moved up or down a little."""
+    boxes = [crop_box(magnified(digit)) for digit in digits]
+    height = max(box.shape[0] for box in boxes)
+    gaps = [round(rng.uniform(0.2, 0.6) * height) for _ in boxes[1:]]
+    page = torch.zeros(height + 60, sum(box.shape[1] for box in boxes) + sum(gaps) + 60)
+    x = 30
+    for box, gap in zip(boxes, [*gaps, 0], strict=True):
+        y = 30 + (height - box.shape[0]) // 2 + rng.randint(-8, 8)
+        page[y : y + box.shape[0], x : x + box.shape[1]] = box
+        x += box.shape[1] + gap
+    return as_image(page)
+
+
+def crop_box(ink: torch.Tensor) -> torch.Tensor:
+    """The box around the ink."""
+    rows, columns = (ink > 0.05).nonzero(as_tuple=True)
+    return ink[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
 
 
 def validation_sample(data_dir: Path, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,26 +305,88 @@ def validation_sample(data_dir: Path, count: int) -> tuple[torch.Tensor, torch.T
     return images[chosen], labels[chosen]
 
 
-def mnist_rows(images: torch.Tensor, labels: torch.Tensor) -> dict[str, tuple[str, list[tuple[int, Image.Image]]]]:
-    """The rows made from MNIST test digits: name -> (how they were made, samples)."""
-    rng = random.Random(0)
-    pairs = list(zip(labels.tolist(), images, strict=True))
-    return {
-        "low resolution 8x8": ("digit box down-sampled to 8x8, 17 grey levels, bilinear up to 64 px",
-                               [(label, low_resolution(image, 8)) for label, image in pairs]),
-        "low resolution 16x16": ("digit box down-sampled to 16x16, 17 grey levels, bilinear up to 64 px",
-                                 [(label, low_resolution(image, 16)) for label, image in pairs]),
-        "thin pen": ("strokes eroded by 3 px at 4x resolution (about 1.5 px thinner)",
-                     [(label, pen_width(image, -3)) for label, image in pairs]),
-        "thick pen": ("strokes dilated by 4 px at 4x resolution (about 2 px thicker)",
-                      [(label, pen_width(image, 4)) for label, image in pairs]),
+Sample = tuple[str, Image.Image, dict]  # the label (a digit, or a number's digits), the picture, how to save it
+PNG, JPEG = dict(format="PNG"), dict(format="JPEG", quality=85)
+
+
+def mnist_rows(images: torch.Tensor, labels: torch.Tensor, seed: int) -> dict[str, tuple[str, list[Sample]]]:
+    """The rows made from MNIST validation digits: name -> (how they were made, samples)."""
+    pairs = list(zip(map(str, labels.tolist()), images, strict=True))
+
+    def row(how: str, make: Callable[[torch.Tensor, random.Random], Image.Image], save: dict, offset: int):
+        rng = random.Random(seed * 1000 + offset)  # each row its own draws: rows do not shift one another
+        return how, [(label, make(image, rng), save) for label, image in pairs]
+
+    def turned(orientation: int):
+        def make(image, rng):
+            stored, exif = sideways(paper_photo(image, rng), orientation)
+            stored.info["exif"] = exif.tobytes()
+            return stored
+
+        return make
+
+    photo_rng = random.Random(0)  # the paper photo row keeps the draws it has always had
+    rows = {
+        "plain file": row("the digit at 112 px, dark on white, an 8-bit greyscale PNG", lambda d, _: plain_file(d),
+                          PNG, 0),
+        "low resolution 8x8": row("digit box down-sampled to 8x8, 17 grey levels, bilinear up to 64 px",
+                                  lambda d, _: low_resolution(d, 8), PNG, 1),
+        "low resolution 16x16": row("digit box down-sampled to 16x16, 17 grey levels, bilinear up to 64 px",
+                                    lambda d, _: low_resolution(d, 16), PNG, 2),
+        "thin pen": row("strokes eroded by 3 px at 4x resolution (about 1.5 px thinner)",
+                        lambda d, _: pen_width(d, -3), PNG, 3),
+        "thick pen": row("strokes dilated by 4 px at 4x resolution (about 2 px thicker)",
+                         lambda d, _: pen_width(d, 4), PNG, 4),
         "paper photo": ("dark ink on uneven light paper, noise, rotated up to 5 degrees, off centre, JPEG quality 30",
-                        [(label, paper_photo(image, rng)) for label, image in pairs]),
+                        [(label, paper_photo(image, photo_rng), {}) for label, image in pairs]),
+        **{f"sideways photo {o}": row(f"the paper photo stored turned, EXIF orientation {o}", turned(o), JPEG, 4 + o)
+           for o in (3, 6, 8)},
+        "16-bit scan": row("grey pencil ink in a 16-bit greyscale PNG", scan_16bit, PNG, 13),
+        "transparent, black ink": row("near-black strokes on a transparent canvas, an RGBA PNG",
+                                      lambda d, rng: transparent(d, rng, white=False), PNG, 14),
+        "transparent, white ink": row("near-white strokes on a transparent canvas, an RGBA PNG",
+                                      lambda d, rng: transparent(d, rng, white=True), PNG, 15),
+        "ruled paper": row("pen on a page ruled 18-40 px apart in light blue, some with a red margin, a PNG",
+                           lambda d, rng: on_paper(d, rng, "ruled"), PNG, 16),
+        "squared paper": row("pen on a 14-30 px light grid, a PNG", lambda d, rng: on_paper(d, rng, "squared"),
+                             PNG, 17),
+        "form box": row("pen inside a dark printed frame 1-5 px wide, a PNG", lambda d, rng: on_paper(d, rng, "box"),
+                        PNG, 18),
+        "large photo": row("a paper photo enlarged to a 4032x3024 JPEG (12 megapixels)", large_photo, JPEG, 19),
     }  # fmt: skip
+    return rows
 
 
-def preprocessing_at(revision: str) -> Callable[[Image.Image], torch.Tensor]:
-    """predict.to_mnist as it was at a git revision, to compare preprocessings on the same rows."""
+def number_row(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int) -> tuple[str, list[Sample]]:
+    """Numbers of 2 to 6 validation digits side by side (lengths in turn), as PNG files, each with the indices
+    of its digits for the control."""
+    rng = random.Random(seed * 1000 + 20)
+    samples = []
+    for index in range(count):
+        chosen = rng.sample(range(len(images)), 2 + index % 5)
+        label = "".join(str(labels[i].item()) for i in chosen)
+        samples.append((label, number_picture([images[i] for i in chosen], rng), dict(PNG, digits=chosen)))
+    return "2 to 6 digits side by side, 20-60% of a digit's height apart, read with --number", samples
+
+
+def write(samples: list[Sample], folder: Path) -> list[tuple[str, Path]]:
+    """Each sample saved as a file the way a device saves it; (label, path) back."""
+    folder.mkdir(parents=True)
+    written = []
+    for index, (label, image, save) in enumerate(samples):
+        options = {key: value for key, value in save.items() if key != "digits"}
+        options.setdefault("format", "JPEG" if image.format == "JPEG" else "PNG")
+        path = folder / f"{index:05d}.{options['format'].lower()}"
+        if "file" in image.info and not save:  # a JPEG already: its own bytes, not a second compression
+            path.write_bytes(image.info["file"])
+        else:
+            image.save(path, **options, exif=image.info.get("exif", b""))
+        written.append((label, path))
+    return written
+
+
+def preprocessing_at(revision: str):
+    """predict.py as it was at a git revision (its loader and preprocessing), to compare them on the same rows."""
     try:
         source = subprocess.run(["git", "show", f"{revision}:predict.py"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout  # fmt: skip
@@ -225,25 +398,48 @@ def preprocessing_at(revision: str) -> Callable[[Image.Image], torch.Tensor]:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    return module.to_mnist
+    return module
 
 
-def reading_rate(
-    model: torch.nn.Module, samples: list[tuple[int, Image.Image]], preprocess: Callable = to_mnist
-) -> tuple[float, list[int], int]:
-    """Percentage read correctly (an image the preprocessing refuses counts as misread), the digits that
-    were misread, and how many images the preprocessing refused with an error."""
-    inputs, refused = [], set()
-    for index, (_, image) in enumerate(samples):
+def read_file(module, path: Path, number: bool) -> tuple[torch.Tensor, bool]:
+    """A file through a predict.py's whole path: its loader, then its preprocessing; with `number`, one input per
+    digit (a revision without --number reads the picture as one digit). Also whether predict.py would add its
+    note suggesting --number."""
+    loaded = module.load_image(path)
+    image = loaded[0] if isinstance(loaded, tuple) else loaded  # revisions before the notes returned the image
+    if not hasattr(module, "ink_of"):
+        return module.to_mnist(image)[None], False
+    ink = module.ink_of(image)
+    if number:
+        return module.number_inputs(ink), False
+    return module.mnist_digit(ink)[None], module.several_digits(ink)
+
+
+def reading_rate(model: torch.nn.Module, files: list[tuple[str, Path]], module, number: bool = False) -> dict:
+    """Percentage read correctly (a file the path refuses counts as misread), the labels misread, how many
+    files were refused with an error, and how many got the note suggesting --number."""
+    wrong, refused, noted = [], 0, 0
+    for label, path in files:
         try:
-            inputs.append(preprocess(image))
-        except Exception:  # what predict.py would print as an error line for this image
-            inputs.append(torch.zeros(1, 28, 28))
-            refused.add(index)
-    predicted = predict(model, torch.stack(inputs)).argmax(1).tolist()
-    wrong = [digit for index, ((digit, _), guess) in enumerate(zip(samples, predicted, strict=True))
-             if index in refused or digit != guess]  # fmt: skip
-    return 100 * (len(samples) - len(wrong)) / len(samples), wrong, len(refused)
+            inputs, note = read_file(module, path, number)
+        except Exception:  # what predict.py prints as an error line for this file
+            wrong.append(label)
+            refused += 1
+            continue
+        noted += note
+        if "".join(map(str, predict(model, inputs).argmax(1).tolist())) != label:
+            wrong.append(label)
+    rate = 100 * (len(files) - len(wrong)) / len(files)
+    by_length = {n: sum(len(w) == n for w in wrong) for n in sorted({len(w) for w in wrong})}
+    return dict(read_correctly=rate, refused=refused, noted=noted, misread=len(wrong), misread_by_length=by_length)
+
+
+def controls(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, folder: Path) -> torch.Tensor:
+    """Whether each validation digit is read right as a plain file (the control of every file row)."""
+    files = write([(str(label), plain_file(image), PNG) for label, image in zip(labels.tolist(), images, strict=True)],
+                  folder)  # fmt: skip
+    inputs = torch.cat([read_file(predict_py, path, False)[0] for _, path in files])
+    return predict(model, inputs).argmax(1) == labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,8 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drawn", type=positive_int, default=1000, help="drawn digits to try (default: 1000)")
     parser.add_argument("--mnist", type=positive_int, default=1000,
                         help="validation digits in each MNIST-made row (default: 1000)")  # fmt: skip
+    parser.add_argument("--numbers", type=positive_int, default=1000, help="numbers to try (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="the pictures' generator (default: 0, the report's)")
     parser.add_argument("--against", nargs="+", default=[], metavar="REV",
-                        help="also read every row with predict.py's preprocessing at these git revisions")  # fmt: skip
+                        help="also read every row through predict.py at these git revisions")  # fmt: skip
     parser.add_argument(
         "--out",
         type=Path,
@@ -263,47 +461,75 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     model, meta = load_model(args.checkpoint, args.model)
-    preprocessings = {"now": to_mnist} | {revision: preprocessing_at(revision) for revision in args.against}
+    paths = {"now": predict_py} | {revision: preprocessing_at(revision) for revision in args.against}
     images, labels = validation_sample(resolve_data_dir(args.data_dir), args.mnist)
-    as_they_are = 100 * (predict(model, normalize(images)).argmax(1) == labels).float().mean().item()
-    rows = mnist_rows(images, labels) | {
+    as_they_are = (predict(model, normalize(images)).argmax(1) == labels).tolist()
+    rows = mnist_rows(images, labels, args.seed) | {
+        "number": number_row(images, labels, args.numbers, args.seed),
         "drawn": (f"sketchpad-style strokes 4-40 px wide, digits 20-90% of a {CANVAS}px canvas high, tilted and moved",
-                  drawn_digits(args.drawn)),
-        "typed": (f"{len(FONTS)} fonts shipped with matplotlib, two sizes", typed_digits()),
+                  [(str(digit), image, PNG) for digit, image in drawn_digits(args.drawn)]),
+        "typed": (f"{len(FONTS)} fonts shipped with matplotlib, two sizes",
+                  [(str(digit), image, PNG) for digit, image in typed_digits()]),
     }  # fmt: skip
     results = {}
-    for name, (how, samples) in rows.items():
-        row = dict(how=how, samples=len(samples), mnist_as_they_are=as_they_are if name in ROWS_FROM_MNIST else None)
-        for label, preprocess in preprocessings.items():
-            rate, wrong, refused = reading_rate(model, samples, preprocess)
-            row[label] = dict(read_correctly=rate, refused=refused, misread={d: wrong.count(d) for d in range(10)})
-            print(f"{name} ({label}): {rate:.1f}% of {len(samples):,} read correctly, {refused} refused")
-        results[name] = row
+    with tempfile.TemporaryDirectory() as folder:
+        plain = controls(model, images, labels, Path(folder) / "control").tolist()
+        for name, (how, samples) in rows.items():
+            files = write(samples, Path(folder) / name.replace(" ", "-").replace(",", ""))
+            if name == "number":  # right as plain files if every one of its digits is
+                same = [all(plain[i] for i in save["digits"]) for _, _, save in samples]
+                mnist_same = [all(as_they_are[i] for i in save["digits"]) for _, _, save in samples]
+            else:
+                same, mnist_same = (plain, as_they_are) if name in ROWS_FROM_MNIST or "photo" in name else (None, None)
+            row = dict(how=how, samples=len(samples), mnist_as_they_are=percent(mnist_same), plain_files=percent(same))
+            if name == "number":
+                row["lengths"] = {n: sum(len(label) == n for label, _, _ in samples) for n in range(2, 7)}
+            for label, module in paths.items():
+                row[label] = reading_rate(model, files, module, number=name == "number")
+                print(f"{name} ({label}): {row[label]['read_correctly']:.1f}% of {len(files):,} read correctly, "
+                      f"{row[label]['refused']} refused", flush=True)  # fmt: skip
+            results[name] = row
+            del samples[:]  # the pictures are on disk now; the large photos would fill memory
     report = dict(checkpoint=str(args.checkpoint), model=meta.get("model"), fonts=FONTS, against=args.against,
-                  mnist_sample=dict(split="validation", count=args.mnist), rows=results)  # fmt: skip
+                  seed=args.seed, mnist_sample=dict(split="validation", count=args.mnist), rows=results)  # fmt: skip
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
     return 0
 
 
-ROWS_FROM_MNIST = ("low resolution 8x8", "low resolution 16x16", "thin pen", "thick pen", "paper photo")
+def percent(flags: list[bool] | None) -> float | None:
+    return 100 * sum(flags) / len(flags) if flags is not None else None
+
+
+ROWS_FROM_MNIST = (
+    "plain file", "low resolution 8x8", "low resolution 16x16", "thin pen", "thick pen", "16-bit scan",
+    "transparent, black ink", "transparent, white ink", "ruled paper", "squared paper", "form box",
+)  # fmt: skip
 
 
 def markdown(report: dict) -> str:
-    """The reading table: a row per way digits arrive, a column per preprocessing, errors counted."""
+    """The reading table: a row per way digits arrive, a column per revision's path, errors and notes counted."""
     labels = ["now", *report["against"]]
     titles = ["read correctly"] + [f"with predict.py at {revision}" for revision in report["against"]]
     lines = [
-        "| digits | how they were made | count | MNIST digits as they are | " + " | ".join(titles) + " | refused |",
-        "|---|---|---:|---:|" + "---:|" * len(titles) + "---:|",
-    ]
+        "| digits | how they were made | count | MNIST digits as they are | as plain files | "
+        + " | ".join(titles) + " | refused | --number note |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(titles) + "---:|---:|",
+    ]  # fmt: skip
     for name, row in report["rows"].items():
-        same = f"{row['mnist_as_they_are']:.1f}%" if row["mnist_as_they_are"] is not None else ""
+        same = [f"{row[key]:.1f}%" if row[key] is not None else "" for key in ("mnist_as_they_are", "plain_files")]
         rates = [f"{row[label]['read_correctly']:.1f}%" + (f" ({row[label]['refused']} refused)"
                  if row[label]["refused"] and label != "now" else "") for label in labels]  # fmt: skip
         rates[0] = f"**{rates[0]}**"
-        lines.append(f"| {name} | {row['how']} | {row['samples']:,} | {same} | " + " | ".join(rates)
-                     + f" | {row['now']['refused']} |")  # fmt: skip
+        note = "" if name == "number" else str(row["now"]["noted"])
+        lines.append(f"| {name} | {row['how']} | {row['samples']:,} | {same[0]} | {same[1]} | " + " | ".join(rates)
+                     + f" | {row['now']['refused']} | {note} |")  # fmt: skip
+    number = report["rows"].get("number")
+    if number:
+        misread, lengths = number["now"]["misread_by_length"], number["lengths"]
+        rates = ", ".join(f"{n} digits {100 * (1 - misread.get(str(n), misread.get(n, 0)) / count):.1f}%"
+                          for n, count in lengths.items())  # fmt: skip
+        lines.append(f"\nNumbers read whole, by length: {rates}.")
     return "\n".join(lines) + "\n"
 
 
