@@ -16,7 +16,7 @@ from errors import UserError as _UserError
 from model import Net as _Net
 from predict import to_mnist  # an entry point too: the preprocessing on its own
 
-dependencies = ["torch", "numpy", "PIL"]
+dependencies = ["torch", "numpy", "PIL", "scipy"]
 
 _WEIGHTS = _Path(__file__).resolve().parent / "models" / "mnist_model.pth"
 
