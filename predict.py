@@ -103,7 +103,7 @@ def load_image(path: Path) -> tuple[Image.Image, str]:
         loaded.getexif()
     except Exception:  # a damaged EXIF block: its orientation is unknown, the picture itself is fine
         notes.append("its EXIF block is unreadable, so it is read as stored")
-    return loaded, "; ".join(notes)
+    return upright(loaded), "; ".join(notes)
 
 
 def upright(image: Image.Image) -> Image.Image:

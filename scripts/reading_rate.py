@@ -35,10 +35,11 @@ import io
 import json
 import math
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -309,13 +310,14 @@ Sample = tuple[str, Image.Image, dict]  # the label (a digit, or a number's digi
 PNG, JPEG = dict(format="PNG"), dict(format="JPEG", quality=85)
 
 
-def mnist_rows(images: torch.Tensor, labels: torch.Tensor, seed: int) -> dict[str, tuple[str, list[Sample]]]:
-    """The rows made from MNIST validation digits: name -> (how they were made, samples)."""
+def mnist_rows(images: torch.Tensor, labels: torch.Tensor, seed: int) -> dict[str, tuple[str, Iterable[Sample]]]:
+    """The rows made from MNIST validation digits: name -> (how they were made, samples, each made only when it
+    is written: a thousand 12-megapixel photos would not fit in memory)."""
     pairs = list(zip(map(str, labels.tolist()), images, strict=True))
 
     def row(how: str, make: Callable[[torch.Tensor, random.Random], Image.Image], save: dict, offset: int):
         rng = random.Random(seed * 1000 + offset)  # each row its own draws: rows do not shift one another
-        return how, [(label, make(image, rng), save) for label, image in pairs]
+        return how, ((label, make(image, rng), save) for label, image in pairs)  # made one by one, as written
 
     def turned(orientation: int):
         def make(image, rng):
@@ -338,7 +340,7 @@ def mnist_rows(images: torch.Tensor, labels: torch.Tensor, seed: int) -> dict[st
         "thick pen": row("strokes dilated by 4 px at 4x resolution (about 2 px thicker)",
                          lambda d, _: pen_width(d, 4), PNG, 4),
         "paper photo": ("dark ink on uneven light paper, noise, rotated up to 5 degrees, off centre, JPEG quality 30",
-                        [(label, paper_photo(image, photo_rng), {}) for label, image in pairs]),
+                        ((label, paper_photo(image, photo_rng), {}) for label, image in pairs)),
         **{f"sideways photo {o}": row(f"the paper photo stored turned, EXIF orientation {o}", turned(o), JPEG, 4 + o)
            for o in (3, 6, 8)},
         "16-bit scan": row("grey pencil ink in a 16-bit greyscale PNG", scan_16bit, PNG, 13),
@@ -369,8 +371,8 @@ def number_row(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int
     return "2 to 6 digits side by side, 20-60% of a digit's height apart, read with --number", samples
 
 
-def write(samples: list[Sample], folder: Path) -> list[tuple[str, Path]]:
-    """Each sample saved as a file the way a device saves it; (label, path) back."""
+def write(samples: Iterable[Sample], folder: Path) -> list[tuple[str, Path, dict]]:
+    """Each sample saved as a file the way a device saves it; (label, path, how it was saved) back."""
     folder.mkdir(parents=True)
     written = []
     for index, (label, image, save) in enumerate(samples):
@@ -381,7 +383,7 @@ def write(samples: list[Sample], folder: Path) -> list[tuple[str, Path]]:
             path.write_bytes(image.info["file"])
         else:
             image.save(path, **options, exif=image.info.get("exif", b""))
-        written.append((label, path))
+        written.append((label, path, save))
     return written
 
 
@@ -415,11 +417,11 @@ def read_file(module, path: Path, number: bool) -> tuple[torch.Tensor, bool]:
     return module.mnist_digit(ink)[None], module.several_digits(ink)
 
 
-def reading_rate(model: torch.nn.Module, files: list[tuple[str, Path]], module, number: bool = False) -> dict:
+def reading_rate(model: torch.nn.Module, files: list[tuple[str, Path, dict]], module, number: bool = False) -> dict:
     """Percentage read correctly (a file the path refuses counts as misread), the labels misread, how many
     files were refused with an error, and how many got the note suggesting --number."""
     wrong, refused, noted = [], 0, 0
-    for label, path in files:
+    for label, path, _ in files:
         try:
             inputs, note = read_file(module, path, number)
         except Exception:  # what predict.py prints as an error line for this file
@@ -438,7 +440,7 @@ def controls(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """Whether each validation digit is read right as a plain file (the control of every file row)."""
     files = write([(str(label), plain_file(image), PNG) for label, image in zip(labels.tolist(), images, strict=True)],
                   folder)  # fmt: skip
-    inputs = torch.cat([read_file(predict_py, path, False)[0] for _, path in files])
+    inputs = torch.cat([read_file(predict_py, path, False)[0] for _, path, _ in files])
     return predict(model, inputs).argmax(1) == labels
 
 
@@ -477,19 +479,19 @@ def main(argv: list[str] | None = None) -> int:
         for name, (how, samples) in rows.items():
             files = write(samples, Path(folder) / name.replace(" ", "-").replace(",", ""))
             if name == "number":  # right as plain files if every one of its digits is
-                same = [all(plain[i] for i in save["digits"]) for _, _, save in samples]
-                mnist_same = [all(as_they_are[i] for i in save["digits"]) for _, _, save in samples]
+                same = [all(plain[i] for i in save["digits"]) for _, _, save in files]
+                mnist_same = [all(as_they_are[i] for i in save["digits"]) for _, _, save in files]
             else:
                 same, mnist_same = (plain, as_they_are) if name in ROWS_FROM_MNIST or "photo" in name else (None, None)
-            row = dict(how=how, samples=len(samples), mnist_as_they_are=percent(mnist_same), plain_files=percent(same))
+            row = dict(how=how, samples=len(files), mnist_as_they_are=percent(mnist_same), plain_files=percent(same))
             if name == "number":
-                row["lengths"] = {n: sum(len(label) == n for label, _, _ in samples) for n in range(2, 7)}
+                row["lengths"] = {n: sum(len(label) == n for label, _, _ in files) for n in range(2, 7)}
             for label, module in paths.items():
                 row[label] = reading_rate(model, files, module, number=name == "number")
                 print(f"{name} ({label}): {row[label]['read_correctly']:.1f}% of {len(files):,} read correctly, "
                       f"{row[label]['refused']} refused", flush=True)  # fmt: skip
             results[name] = row
-            del samples[:]  # the pictures are on disk now; the large photos would fill memory
+            shutil.rmtree(files[0][1].parent)  # a thousand large photos take gigabytes
     report = dict(checkpoint=str(args.checkpoint), model=meta.get("model"), fonts=FONTS, against=args.against,
                   seed=args.seed, mnist_sample=dict(split="validation", count=args.mnist), rows=results)  # fmt: skip
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
