@@ -109,3 +109,20 @@ def frontier(points: list[dict], claims: list[tuple[int, float, str]], path: Pat
              title="accuracy against size, final-epoch models, nothing chosen on test")  # fmt: skip
     axis.grid(alpha=0.3, which="both")
     _save(figure, path)
+
+
+def reading_examples(panels: list[tuple[str, object, torch.Tensor, str]], path: Path, columns: int = 4) -> None:
+    """Pictures as the loader sees them, each above the 28x28 inputs the model received and what it read.
+    A panel is (title, PIL picture, inputs `(N, 1, 28, 28)` in [0, 1], reading)."""
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(2 * rows, columns, figsize=(columns * 3.2, rows * 4.6), squeeze=False,
+                                gridspec_kw=dict(height_ratios=[2.2, 1] * rows))  # fmt: skip
+    for axis in axes.flat:
+        axis.axis("off")
+    for index, (title, picture, inputs, reading) in enumerate(panels):
+        top, bottom = axes[2 * (index // columns), index % columns], axes[2 * (index // columns) + 1, index % columns]
+        top.imshow(picture, cmap="gray", vmin=0, vmax=255)
+        top.set_title(title, fontsize=9)
+        bottom.imshow(torch.cat(list(inputs[:, 0]), dim=1).numpy(), cmap="gray", vmin=0, vmax=1)
+        bottom.set_title(f"read: {reading}", fontsize=9)
+    _save(figure, path)
