@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from checkpoint import load_model
+from checkpoint import COMMITTED_MODEL, load_model
 from data import MEAN, STD
 from errors import UserError, run_cli
 from evaluate import predict
@@ -159,7 +159,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)"
     )
     parser.add_argument("--port", type=number(int, at_least=1, at_most=65535), default=7860, help="default: 7860")
-    parser.add_argument("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="default: %(default)s")
+    parser.add_argument("--checkpoint", type=Path, default=COMMITTED_MODEL,
+                        help="trained model (default: the project's committed models/mnist_model.pth)")  # fmt: skip
     parser.add_argument(
         "--concurrency", type=number(int, at_least=1), default=CONCURRENCY,
         help="requests of each kind served at once (default: %(default)s; 1 is Gradio's own default)",

@@ -23,6 +23,9 @@ from errors import UserError
 from flags import model_spec
 from model import Net
 
+# The committed model, found from the project wherever the command is run from.
+COMMITTED_MODEL = Path(__file__).resolve().parent / "models" / "mnist_model.pth"
+
 
 def current_umask() -> int:
     """The process's umask (reading it means setting it, so it is set straight back)."""
@@ -123,6 +126,7 @@ def load_model(path: Path, spec: str | None = None) -> tuple[Net, dict]:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The --checkpoint and --model flags shared by evaluate.py, predict.py and export.py."""
     add = parser.add_argument
-    add("--checkpoint", type=Path, default=Path("models/mnist_model.pth"), help="trained model (default: %(default)s)")
+    add("--checkpoint", type=Path, default=COMMITTED_MODEL,
+        help="trained model (default: the project's committed models/mnist_model.pth)")  # fmt: skip
     add("--model", type=model_spec, default=None,
         help="architecture to insist on, a preset or layer spec (default: what the checkpoint records)")  # fmt: skip

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from pathlib import Path
 
 import pytest
 import torch
 
+from checkpoint import COMMITTED_MODEL
 from data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
 from errors import UserError
 
@@ -18,6 +20,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--checkpoint", type=Path, default=None,
+        help="the model whose accuracy and metrics test_model.py checks (default: $MNIST_CHECKPOINT, else the "
+        "committed models/mnist_model.pth)",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def model_under_test(request) -> Path:
+    """The checkpoint the accuracy tests measure: `pytest --checkpoint runs/mine/mnist_model.pth` after a
+    retrain with --out-dir, else $MNIST_CHECKPOINT, else the committed model."""
+    return request.config.getoption("--checkpoint") or Path(os.environ.get("MNIST_CHECKPOINT") or COMMITTED_MODEL)
 
 
 def pytest_report_header() -> str:

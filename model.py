@@ -184,3 +184,29 @@ def layer_table(model: Net, image_size: int = 28) -> list[dict]:
         )
     )
     return rows
+
+
+def describe(spec: str) -> str:
+    """The layer table of a preset or layer spec as markdown: shape, parameters, MACs and receptive field."""
+    model = Net(spec)
+    lines = [
+        f"**{spec}** (`{','.join(parse_spec(spec))}`)" if spec in PRESETS else f"`{spec}`", "",
+        "| layer | output shape | parameters | MACs per image | receptive field |", "|---|---|---:|---:|---:|",
+    ]  # fmt: skip
+    rows = layer_table(model)
+    for row in rows:
+        shape = "x".join(map(str, row["shape"]))
+        lines.append(f"| {row['layer']} | {shape} | {row['params']:,} | {row['macs']:,} | {row['rf']} |")
+    total = sum(row["macs"] for row in rows)
+    lines.append(f"| **total** | | **{count_parameters(model):,}** | **{total:,}** | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python model.py tiny, or python model.py 8d,16,16s,M,32s: the layer table
+    import sys
+
+    try:
+        print(describe(sys.argv[1] if len(sys.argv) > 1 else "default"))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
