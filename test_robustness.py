@@ -231,6 +231,23 @@ def test_comparing_with_an_entry_the_report_lacks_is_refused_before_training(tmp
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--name", "default", "--", "--model", "tiny"], "--name default is the default preset's entry"),
+        (["--", "--model", "8,M,16s"], "which is no preset: give the entry a --name"),
+    ],
+)
+def test_a_seeds_entry_named_after_a_preset_must_train_that_preset(flags, message, tmp_path, capsys):
+    from scripts import seeds
+
+    args = ["--report", str(tmp_path / "r.json"), "--runs", str(tmp_path / "runs"), *flags]
+    code, stderr = cli(seeds.main, args, capsys)
+    assert code == 2
+    assert_one_line(stderr, message)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "r.json").exists()
+
+
 def test_disk_full_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "mnist_model.pth"
     target.write_bytes(b"previous model")

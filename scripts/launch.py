@@ -114,6 +114,8 @@ def train_run(
         raise KeyboardInterrupt
     if process.returncode != 0:
         raise RunFailed(f"train.py exited with {process.returncode}: {last_line(log)} (log: {log})")
+    if not (out / "metrics.json").is_file():  # a flag such as --help made train.py exit without training
+        raise RunFailed(f"train.py exited without training ({last_line(log)}; log: {log})")
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["command"] = arguments
     write_atomic((json.dumps(metrics, indent=2) + "\n").encode(), out / "metrics.json")

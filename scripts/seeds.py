@@ -33,7 +33,7 @@ from checkpoint import write_atomic  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
 from flags import positive_int  # noqa: E402
 from flags import seed as seed_value  # noqa: E402
-from model import PRESETS  # noqa: E402
+from model import PRESETS, parse_spec  # noqa: E402
 from scripts.launch import RunFailed, finished_run, train_run  # noqa: E402
 
 TARGET = 99.40
@@ -97,6 +97,33 @@ def compare(runs: list[dict], baseline: dict, name: str) -> dict:
     if gain is None:
         raise UserError(f"--compare {name}: fewer than 2 of these seeds are in that entry; train the same seeds")
     return dict(name=name, val_gain=gain)
+
+
+def trained_model(train_args: list[str]) -> str:
+    """The --model among train.py's flags (its default preset when none is given), as a layer spec."""
+    model = "default"
+    for index, flag in enumerate(train_args):
+        if flag == "--model" and index + 1 < len(train_args):
+            model = train_args[index + 1]
+        elif flag.startswith("--model="):
+            model = flag.split("=", 1)[1]
+    try:
+        return ",".join(parse_spec(model))
+    except ValueError as error:
+        raise UserError(f"--model after --: {error}") from None
+
+
+def entry_name(name: str | None, train_args: list[str]) -> str:
+    """The report entry's name: as given, else the preset trained. A preset's name is only for that preset's
+    network, so that a sweep of another one never overwrites the committed entry."""
+    spec = trained_model(train_args)
+    preset = next((preset for preset, preset_spec in PRESETS.items() if preset_spec == spec), None)
+    if name is None and preset is None:
+        raise UserError(f"the flags after -- train {spec}, which is no preset: give the entry a --name")
+    if name in PRESETS and name != preset:
+        raise UserError(f"--name {name} is the {name} preset's entry, but the flags after -- train {spec}; "
+                        f"choose another --name, or train --model {name}")  # fmt: skip
+    return name or preset
 
 
 def default_report(name: str) -> Path:
@@ -166,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seeds", type=seed_value, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)"
     )
-    parser.add_argument("--name", default="default", help="name of this entry in the report (default: default)")
+    parser.add_argument("--name", help="name of this entry in the report (default: the preset trained)")
     parser.add_argument("--compare", metavar="OTHER", help="report the validation gain over entry OTHER, by seed")
     parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once (default: 1)")
@@ -176,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                         "named after a preset; runs/seeds.json for any other name)")  # fmt: skip
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
+    args.name = entry_name(args.name, args.train_args)
     args.report = args.report or default_report(args.name)
     baseline = read_baseline(args.compare, args.compare_report or args.report) if args.compare else None
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
