@@ -25,7 +25,7 @@ from checkpoint import COMMITTED_MODEL, load_model
 from data import MEAN, STD
 from errors import UserError, run_cli
 from evaluate import predict
-from flags import number
+from flags import ArgumentParser, number
 from predict import ink_of, load_image, mnist_digit, number_inputs, several_digits
 
 BLANK = "Draw a digit on the canvas: it is read as soon as you lift the mouse."
@@ -154,7 +154,7 @@ def build_demo(reader: Reader):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)"
     )

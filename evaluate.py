@@ -8,7 +8,6 @@ evaluation.json, confusion_matrix.txt, confusion_matrix.png and misclassified.pn
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from checkpoint import add_model_arguments, load_model, write_atomic
 from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from errors import run_cli
+from flags import ArgumentParser
 
 
 @torch.inference_mode()
@@ -64,7 +64,7 @@ def matrix_text(matrix: torch.Tensor) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     add_data_dir_argument(parser)
     parser.add_argument(

@@ -19,9 +19,7 @@ points below the float file's.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from checkpoint import add_model_arguments, fingerprint, load_model, write_atomi
 from data import add_data_dir_argument, load_test_split, normalize, read_split, resolve_data_dir, split_indices
 from errors import UserError, run_cli
 from evaluate import predict
-from flags import positive_float
+from flags import ArgumentParser, positive_float
 
 CALIBRATION_IMAGES = 1_000  # training images that set the int8 activations' ranges
 INT8_MAX_DROP = 0.1  # accuracy points on the test set that quantization may cost
@@ -142,7 +140,7 @@ def max_difference(onnx_bytes: bytes, model: torch.nn.Module, images: torch.Tens
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     parser.add_argument(
         "--output",
@@ -169,11 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"onnxruntime vs PyTorch on {len(images):,} test images: largest difference {difference:.2e}, "
           f"{differing} differing predictions")  # fmt: skip
     if difference > args.tolerance or differing:
-        print(
-            f"error: the export does not match PyTorch (tolerance {args.tolerance}); {output} not written",
-            file=sys.stderr,
-        )
-        return 1
+        raise UserError(f"the export does not match PyTorch (tolerance {args.tolerance}); {output} not written")
     onnx_bytes = stamp(onnx_bytes, args.checkpoint)
     write_atomic(onnx_bytes, output)
     print(f"wrote {output} ({len(onnx_bytes) / 1024:.0f} KiB, {meta['model']} model, any batch size)")
@@ -191,8 +185,7 @@ def write_int8(
     float_accuracy, int8_accuracy = onnx_accuracy(onnx_bytes, images, labels), onnx_accuracy(int8_bytes, images, labels)
     print(f"int8 against float on {len(labels):,} test images: {int8_accuracy:.2f}% against {float_accuracy:.2f}%")
     if float_accuracy - int8_accuracy > INT8_MAX_DROP:
-        print(f"error: quantization costs more than {INT8_MAX_DROP} points; {output} not written", file=sys.stderr)
-        return 1
+        raise UserError(f"quantization costs more than {INT8_MAX_DROP} points; {output} not written")
     int8_bytes = stamp(int8_bytes, checkpoint)
     write_atomic(int8_bytes, output)
     print(f"wrote {output} ({len(int8_bytes) / 1024:.0f} KiB against {len(onnx_bytes) / 1024:.0f} KiB)")

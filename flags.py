@@ -16,6 +16,18 @@ import torch
 from model import parse_spec, training_memory_bytes
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with this project's two rules: no abbreviated flags (`--mod` is no `--model`), and a
+    usage error is one line naming the flag and pointing at --help, exit code 2 (argparse's own prints its
+    usage block first)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def number(kind: type, *, above: float | None = None, at_least: float | None = None,
            below: float | None = None, at_most: float | None = None) -> Callable[[str], float]:  # fmt: skip
     """argparse type: a finite number of `kind` within the given bounds, e.g. `number(float, at_least=0, below=1)`."""

@@ -13,7 +13,6 @@ the exit code is 2 if any failed.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import warnings
@@ -29,6 +28,7 @@ from checkpoint import add_model_arguments, load_model
 from data import MEAN, STD
 from errors import UserError, run_cli
 from evaluate import predict
+from flags import ArgumentParser
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Every picture is brought to at most this many pixels a side before its ink is measured, so the time and
@@ -417,7 +417,7 @@ def reading(model: torch.nn.Module, ink: torch.Tensor, number: bool, top_k: int)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
     add_model_arguments(parser)
     parser.add_argument(

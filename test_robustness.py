@@ -191,6 +191,20 @@ def test_bad_flag_is_a_usage_error_before_anything_starts(flags, message, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "module",
+    ["train", "predict", "evaluate", "export", "app", "scripts.seeds", "scripts.search", "scripts.reading_rate",
+     "scripts.reading_examples", "scripts.frontier", "benchmarks.bench_onnx", "benchmarks.bench_demo"],
+)  # fmt: skip
+def test_every_command_answers_a_usage_error_in_one_line_that_points_at_help(module, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(["digit.png"] * (module == "predict") + ["--no-such-flag"])
+    assert exit_info.value.code == 2
+    assert_one_line(capsys.readouterr().err, "error: ", "--no-such-flag", "(see --help)")
+
+
 @pytest.mark.parametrize("device", ["cuda", "mps"])
 def test_absent_accelerator_is_a_usage_error(device, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

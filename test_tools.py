@@ -21,7 +21,7 @@ import export
 import predict
 from checkpoint import fingerprint, load_checkpoint, load_model
 from data import normalize, read_split, split_indices
-from errors import UserError
+from errors import UserError, run_cli
 from model import Net, count_parameters, layer_table
 
 ROOT = Path(__file__).resolve().parent
@@ -220,9 +220,12 @@ def test_committed_int8_file_is_the_committed_model_within_its_bound(mnist):
 
 def test_int8_is_refused_past_its_accuracy_bound_and_nothing_is_written(tmp_path, data_dir, monkeypatch, capsys):
     monkeypatch.setattr(export, "INT8_MAX_DROP", -100.0)  # no quantization can gain 100 points
-    assert export.main(["--output", str(tmp_path / "m.onnx"), "--int8", "--data-dir", str(data_dir)]) == 1
-    assert not (tmp_path / "m.int8.onnx").exists()
-    assert "not written" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: export.main(["--output", str(tmp_path / "m.onnx"), "--int8", "--data-dir", str(data_dir)]))
+    assert exit_info.value.code == 2, "a refusal exits 2, like every other"
+    assert not (tmp_path / "m.int8.onnx").exists() and (tmp_path / "m.onnx").exists()
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and "not written" in errors[0]
 
 
 def test_int8_without_the_quantization_tools_is_one_line(monkeypatch):

@@ -38,7 +38,7 @@ from data import (
 )
 from errors import UserError, run_cli
 from evaluate import evaluate
-from flags import check_fits, fraction, model_spec, number, positive_float, positive_int, seed
+from flags import ArgumentParser, check_fits, fraction, model_spec, number, positive_float, positive_int, seed
 from model import PRESETS, Net, count_parameters, parse_spec
 
 # Where a preset trains best with other values than the flags' defaults (chosen on validation: docs/experiments.md).
@@ -56,7 +56,7 @@ RECIPE = (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--epochs", type=positive_int, default=20, help="training epochs (default: 20)")
     add("--batch-size", type=number(int, at_least=2), default=256,

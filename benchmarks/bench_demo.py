@@ -36,7 +36,7 @@ from app import CONCURRENCY  # noqa: E402
 from checkpoint import write_atomic  # noqa: E402
 from conftest import free_port  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
-from flags import positive_int  # noqa: E402
+from flags import ArgumentParser, positive_int  # noqa: E402
 from scripts.reading_rate import TEMPLATES, draw, place  # noqa: E402
 from train import machine_name  # noqa: E402
 
@@ -166,7 +166,7 @@ def measure(concurrency: int, args: argparse.Namespace, files: list, junk: Path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--settings", type=positive_int, nargs="+", default=[1, CONCURRENCY],
                         help=f"--concurrency values to compare (default: 1 {CONCURRENCY}, before and now)")  # fmt: skip
     parser.add_argument("--clients", type=positive_int, default=8, help="concurrent clients (default: 8)")

@@ -12,7 +12,6 @@ all 10,000 test images. The results go to benchmarks/onnx.json and benchmarks/on
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -31,7 +30,7 @@ from data import add_data_dir_argument, load_test_split, normalize, resolve_data
 from errors import UserError, run_cli  # noqa: E402
 from evaluate import predict  # noqa: E402
 from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8  # noqa: E402
-from flags import positive_int  # noqa: E402
+from flags import ArgumentParser, positive_int  # noqa: E402
 from train import machine_name  # noqa: E402
 
 
@@ -43,7 +42,7 @@ def onnx_runner(onnx_bytes: bytes):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "mnist_model.pth", help="PyTorch model")
     add_data_dir_argument(parser)
     parser.add_argument("--rounds", type=positive_int, default=7, help="interleaved timing rounds (default: 7)")

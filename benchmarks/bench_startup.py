@@ -11,7 +11,6 @@ baseline go to benchmarks/startup.json and benchmarks/startup.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkpoint import write_atomic  # noqa: E402
 from errors import run_cli  # noqa: E402
-from flags import positive_int  # noqa: E402
+from flags import ArgumentParser, positive_int  # noqa: E402
 
 BASELINE = ["-c", "import torch"]
 SCRIPTS = ["train.py", "evaluate.py", "predict.py", "export.py", "app.py", "scripts/seeds.py", "scripts/search.py"]
@@ -39,7 +38,7 @@ def wall_seconds(arguments: list[str]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs of each command (default: 5)")
     parser.add_argument(
         "--out",

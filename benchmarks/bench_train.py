@@ -49,7 +49,7 @@ from data import (  # noqa: E402
     shuffled_batches,
 )
 from errors import run_cli  # noqa: E402
-from flags import model_spec, positive_int  # noqa: E402
+from flags import ArgumentParser, model_spec, positive_int  # noqa: E402
 from model import Net, count_parameters, parse_spec  # noqa: E402
 from train import (  # noqa: E402
     build_model,
@@ -154,7 +154,7 @@ def run_train(flags: list[str]) -> tuple[float, int | None, dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--images", type=positive_int, default=25_600, help="training images per timed repeat (default: 25600)"
     )

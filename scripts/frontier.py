@@ -10,7 +10,6 @@ was picked while watching the test set, which ours never do.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -21,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkpoint import write_atomic  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
+from flags import ArgumentParser  # noqa: E402
 
 PRESETS = ("micro", "tiny", "small", "default")
 # (parameters, claimed test accuracy, how): claims from public small-CNN write-ups, for comparison only.
@@ -65,7 +65,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds-report", type=Path, default=ROOT / "reports" / "seeds.json", help="seeds.py's report")
     parser.add_argument(
         "--out",

@@ -10,7 +10,6 @@ digits that touch (read with --number), a word written beside a digit, ruled pap
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from checkpoint import add_model_arguments, load_model  # noqa: E402
 from data import MEAN, STD, add_data_dir_argument, resolve_data_dir  # noqa: E402
 from errors import run_cli  # noqa: E402
 from evaluate import predict  # noqa: E402
+from flags import ArgumentParser  # noqa: E402
 from plots import reading_examples  # noqa: E402
 from scripts.reading_rate import (  # noqa: E402
     as_image,
@@ -62,7 +62,7 @@ def failures(images: torch.Tensor, rng: random.Random) -> dict[str, tuple[Image.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     add_data_dir_argument(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "reading_examples.png",

@@ -29,7 +29,6 @@ fonts that matplotlib ships, so every machine has them, at two sizes).
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import io
 import json
@@ -55,7 +54,7 @@ from checkpoint import add_model_arguments, load_model, write_atomic  # noqa: E4
 from data import add_data_dir_argument, ensure_downloaded, normalize, read_split, resolve_data_dir, split_indices  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
 from evaluate import predict  # noqa: E402
-from flags import positive_int  # noqa: E402
+from flags import ArgumentParser, positive_int  # noqa: E402
 
 CANVAS = 420  # the demo's canvas size
 FONTS = [
@@ -445,7 +444,7 @@ def controls(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     add_data_dir_argument(parser)
     parser.add_argument("--drawn", type=positive_int, default=1000, help="drawn digits to try (default: 1000)")

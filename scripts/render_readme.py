@@ -10,7 +10,6 @@ so no number in them is typed by hand.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -20,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from checkpoint import fingerprint  # noqa: E402
+from flags import ArgumentParser  # noqa: E402
 from model import PRESETS, Net, count_parameters, describe  # noqa: E402
 from train import parse_args  # noqa: E402
 
@@ -195,7 +195,7 @@ def render(text: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only check that every document is up to date")
     args = parser.parse_args()
     stale = []

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkpoint import write_atomic  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
-from flags import number, positive_int  # noqa: E402
+from flags import ArgumentParser, number, positive_int  # noqa: E402
 from model import Net, count_parameters  # noqa: E402
 from scripts.launch import RunFailed, RunStopped, train_run  # noqa: E402
 
@@ -318,7 +318,7 @@ def check_same_trials(study, args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--study", default="search", help="study name (default: search)")
     add("--storage", default=None,

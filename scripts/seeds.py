@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkpoint import write_atomic  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
-from flags import positive_int  # noqa: E402
+from flags import ArgumentParser, positive_int  # noqa: E402
 from flags import seed as seed_value  # noqa: E402
 from model import PRESETS, parse_spec  # noqa: E402
 from scripts.launch import RunFailed, finished_run, train_run  # noqa: E402
@@ -189,7 +189,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--seeds", type=seed_value, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)"
     )
