@@ -174,6 +174,19 @@ def test_each_block_kind_costs_what_it_should(spec, params):
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
+@pytest.mark.parametrize(
+    "spec, macs",
+    [  # the first block, 1 -> 4 channels, then the block under test, then the 4 -> 10 or 8 -> 10 linear layer
+        ("4,8", 9 * 1 * 4 * 28 * 28 + 9 * 4 * 8 * 28 * 28 + 80),  # 3x3: 9 per input-output channel pair per pixel
+        ("4,8s", 9 * 4 * 28 * 28 + 9 * 4 * 28 * 28 + 4 * 8 * 28 * 28 + 80),  # separable: 9 per input channel, then 1x1
+        ("4,8p", 9 * 4 * 28 * 28 + 4 * 8 * 28 * 28 + 80),  # 1x1: one per channel pair per pixel
+        ("4d,8", 9 * 4 * 14 * 14 + 9 * 4 * 8 * 14 * 14 + 80),  # stride 2: a quarter of the output pixels
+    ],
+)  # fmt: skip
+def test_the_layer_table_counts_the_multiply_accumulates_a_hand_count_gives(spec, macs):
+    assert sum(row["macs"] for row in layer_table(Net(spec))) == macs
+
+
 def test_a_strided_convolution_halves_the_map_like_a_pool_at_a_quarter_of_the_arithmetic():
     strided, pooled = layer_table(Net("8d,16")), layer_table(Net("8,M,16"))
     assert strided[0]["shape"] == pooled[1]["shape"] == (8, 14, 14)
