@@ -2,7 +2,7 @@
 
     python benchmarks/bench_onnx.py         # about a minute; after python export.py --int8
 
-Times one image at a time, as a phone or a microcontroller would see them, on one thread: PyTorch, the
+Times one image at a time, as an app reading one picture sees them, on one thread: PyTorch, the
 float ONNX file and the int8 file with onnxruntime, and the int8 model in onnxruntime's other form
 (QLinearConv-style operators instead of QuantizeLinear/DequantizeLinear pairs), quantized here the same
 way as export.py does, to show why the QDQ form ships. Each is timed in --rounds interleaved rounds of

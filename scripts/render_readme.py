@@ -145,6 +145,16 @@ def architecture() -> str:
     return "\n\n".join(describe(preset) for preset in PRESETS)
 
 
+def confusions() -> str:
+    """The committed model's most frequent mistakes on the test set, from evaluate.py's report."""
+    report = json.loads((ROOT / "reports" / "evaluation.json").read_text(encoding="utf-8"))
+    matrix = report["confusion_matrix"]
+    pairs = sorted(((matrix[true][guess], true, guess) for true in range(10) for guess in range(10) if true != guess),
+                   reverse=True)[:6]  # fmt: skip
+    listed = ", ".join(f"{true} read as {guess} ({count})" for count, true, guess in pairs)
+    return f"Its most frequent confusions on the 10,000 test digits (`reports/evaluation.json`): {listed}."
+
+
 def reading_summary() -> str:
     """The reading table in a few lines, for the README: the model card holds the table itself."""
     report = json.loads((ROOT / "reports" / "reading_rate.json").read_text(encoding="utf-8"))
@@ -178,6 +188,7 @@ SECTIONS = {
     "startup": written_by_a_script("benchmarks/startup.md"),
     "search": written_by_a_script("reports/search-screen.md"),
     "reading": written_by_a_script("reports/reading_rate.md"), "reading_summary": reading_summary,
+    "confusions": confusions,
     "frontier": written_by_a_script("reports/frontier.md"),
     "onnx": written_by_a_script("benchmarks/onnx.md"),
     "margin": written_by_a_script("reports/margin-screen.md"),
