@@ -86,24 +86,16 @@ def pareto_front(points: list[tuple[int, float, float, bool]], title: str, path:
     _save(figure, path)
 
 
-def frontier(points: list[dict], claims: list[tuple[int, float, str]], path: Path) -> None:
+def frontier(points: list[dict], path: Path) -> None:
     """Confirmed presets: parameters (log) against mean test accuracy with min-max bars, each labelled with
-    its CPU seconds per epoch; public claims as labelled crosses."""
+    its CPU seconds per epoch."""
     figure, axis = plt.subplots(figsize=(7.5, 4.8))
-    for point in points:
+    for index, point in enumerate(points):
         low, high = point["test_mean"] - point["test_min"], point["test_max"] - point["test_mean"]
         axis.errorbar(point["params"], point["test_mean"], yerr=[[low], [high]], fmt="o", capsize=4, color="tab:blue")
         seconds = f", {point['seconds_per_epoch']:.1f} s/epoch" if point["seconds_per_epoch"] else ""
         axis.annotate(f"{point['preset']} ({point['seeds']} seeds{seconds})", (point["params"], point["test_mean"]),
-                      textcoords="offset points", xytext=(8, -12), fontsize=8)  # fmt: skip
-    for index, (params, accuracy, note) in enumerate(claims):
-        letter = chr(ord("A") + index)
-        # A letter beside each claim's own marker; its words in the legend, where no preset's label can sit.
-        axis.plot(params, accuracy, "x", color="tab:red", ms=8, label=f"{letter}: {note}")
-        axis.annotate(letter, (params, accuracy), textcoords="offset points", xytext=(5, 3), fontsize=8,
-                      color="tab:red", fontweight="bold")  # fmt: skip
-    if claims:
-        axis.legend(loc="lower right", fontsize=7, title="public claims, for comparison", title_fontsize=7)
+                      textcoords="offset points", xytext=(8, -12 if index % 2 else 8), fontsize=8)  # fmt: skip
     axis.axhline(99.4, color="grey", lw=0.8, ls="--")
     axis.set(xscale="log", xlabel="parameters (log)", ylabel="test accuracy (%): mean, min-max over seeds",
              title="accuracy against size, final-epoch models, nothing chosen on test")  # fmt: skip

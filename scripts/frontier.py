@@ -3,9 +3,7 @@
     python scripts/frontier.py              # writes reports/frontier.json, .md and .png
 
 One point per preset confirmed with scripts/seeds.py: parameters (log axis) against mean test accuracy,
-with bars from the worst to the best seed, and the CPU seconds per epoch its runs took. The public
-write-ups' claims are drawn as labelled markers for comparison; they are single runs whose best epoch
-was picked while watching the test set, which ours never do.
+with bars from the worst to the best seed, and the CPU seconds per epoch its runs took.
 """
 
 from __future__ import annotations
@@ -23,11 +21,6 @@ from errors import UserError, run_cli  # noqa: E402
 from flags import ArgumentParser  # noqa: E402
 
 PRESETS = ("micro", "tiny", "small", "default")
-# (parameters, claimed test accuracy, how): claims from public small-CNN write-ups, for comparison only.
-CLAIMS = [
-    (7_000, 99.40, "claim: 7,000 params, 99.40%, 11 epochs, one run, best epoch"),
-    (8_900, 99.50, "claim: 8,900 params, 99.50%, 15 epochs, one run, best epoch"),
-]
 
 
 def points(report: dict) -> list[dict]:
@@ -79,12 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = points(json.loads(args.seeds_report.read_text()))
     if not rows:
         raise UserError(f"{args.seeds_report} has no entry named {', '.join(PRESETS)}")
-    report = dict(points=rows, claims=[dict(params=p, test_accuracy=a, note=n) for p, a, n in CLAIMS])
+    report = dict(points=rows)
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(rows).encode(), args.out.with_suffix(".md"))
     from plots import frontier  # matplotlib: only once there is something to draw
 
-    frontier(rows, CLAIMS, args.out.with_suffix(".png"))
+    frontier(rows, args.out.with_suffix(".png"))
     print(markdown(rows))
     return 0
 
