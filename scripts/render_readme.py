@@ -151,6 +151,20 @@ def architecture() -> str:
     return "\n\n".join(describe(preset) for preset in PRESETS)
 
 
+def curves() -> str:
+    """What the committed model's training curves show, in numbers from its metrics.json."""
+    history = json.loads((ROOT / "models" / "metrics.json").read_text(encoding="utf-8"))["history"]
+    middle = [h for h in history[2:-4] if h["val_acc"] is not None]
+    dip = min(middle, key=lambda h: h["val_acc"])
+    last = history[-1]
+    return (
+        f"While the learning rate is high, validation accuracy swings from epoch to epoch (down to "
+        f"{dip['val_acc']:.2f}% at epoch {dip['epoch']}, learning rate {dip['lr']:.2f}); it settles only as "
+        f"OneCycleLR brings the rate down in the last epochs, ending at {last['val_acc']:.2f}%. The saved model is "
+        "the last epoch's, never the best-looking one."
+    )
+
+
 def confusions() -> str:
     """The committed model's most frequent mistakes on the test set, from evaluate.py's report."""
     report = json.loads((ROOT / "reports" / "evaluation.json").read_text(encoding="utf-8"))
@@ -194,7 +208,7 @@ SECTIONS = {
     "startup": written_by_a_script("benchmarks/startup.md"),
     "search": written_by_a_script("reports/search-screen.md"),
     "reading": written_by_a_script("reports/reading_rate.md"), "reading_summary": reading_summary,
-    "confusions": confusions,
+    "confusions": confusions, "curves": curves,
     "frontier": written_by_a_script("reports/frontier.md"),
     "onnx": written_by_a_script("benchmarks/onnx.md"),
     "margin": written_by_a_script("reports/margin-screen.md"),
