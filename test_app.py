@@ -45,6 +45,17 @@ def test_a_drawn_digit_is_read_with_three_guesses_and_the_input_shown(reader, di
     assert shown.shape == (app.SHOWN_SIZE, app.SHOWN_SIZE)
 
 
+def test_the_number_box_reads_each_digit_and_a_number_without_it_gets_a_hint(reader):
+    canvas = Image.new("RGBA", (420, 420), "white")
+    for slot, digit in enumerate((4, 7)):  # two digits side by side, each in half the canvas
+        canvas.paste(drawing(digit).resize((180, 180)), (20 + 200 * slot, 120))
+    label, shown, message = reader.read_canvas({"composite": canvas}, True)
+    assert list(label) == ["47"] and message.startswith("Each digit: 4 (") and ", 7 (" in message
+    assert shown.shape == (app.SHOWN_SIZE, 2 * app.SHOWN_SIZE), "both inputs, side by side"
+    label, _, message = reader.read_canvas({"composite": canvas}, False)
+    assert len(label) == 10 and message == app.NUMBER_HINT
+
+
 @pytest.mark.parametrize(
     "value", [None, {"composite": None}, {"composite": Image.new("RGBA", (CANVAS, CANVAS), "white")}]
 )
@@ -71,7 +82,8 @@ def test_bad_uploads_get_a_message_not_an_exception(reader, tmp_path, kind, mess
     if kind == "text":
         path.write_text("not an image")
     else:
-        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow's decompression-bomb limit, made small
+        if kind == "huge":
+            monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow's decompression-bomb limit, made small
         size = {"huge": (300, 300), "blank": (40, 20), "sliver": (5000, 1)}[kind]
         Image.new("L", size, "white").save(path)
     label, shown, text = reader.read_upload(str(path))
