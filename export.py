@@ -5,7 +5,9 @@
 
 The ONNX file takes a batch of any size of normalized `(N, 1, 28, 28)` images and returns `(N, 10)`
 log-probabilities. Before writing it, the script runs it with onnxruntime on real test images and
-fails (exit 1) if any output differs from PyTorch's by more than --tolerance or any prediction differs.
+refuses (exit 2) if any output differs from PyTorch's by more than --tolerance or any prediction differs.
+Beside it go the Hugging Face Hub's files, `model.safetensors` and `config.json` (hub_model.py loads them),
+the same weights converted, not retrained; all of them record the checkpoint's hash.
 The exporter already folds each BatchNorm into the convolution before it; the file keeps the graph, its
 weights and names, and drops the exporter's per-node metadata (stack traces) and intermediate shapes,
 which no runtime needs and which made up half the file.
@@ -19,6 +21,7 @@ points below the float file's.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -53,6 +56,17 @@ def stamp(onnx_bytes: bytes, checkpoint: Path) -> bytes:
     proto = onnx.load_from_string(onnx_bytes)
     onnx.helper.set_model_props(proto, {"checkpoint_sha256": fingerprint(checkpoint)})
     return proto.SerializeToString()
+
+
+def hub_files(model: torch.nn.Module, meta: dict, checkpoint: Path) -> tuple[bytes, bytes]:
+    """The Hugging Face Hub's layout of the model: `model.safetensors` (the weights, no pickle) and `config.json`
+    (the arguments that rebuild the network), each recording the checkpoint's fingerprint."""
+    from safetensors.torch import save
+
+    stamp = fingerprint(checkpoint)
+    weights = save(model.state_dict(), metadata={"checkpoint_sha256": stamp})
+    config = dict(spec=meta["spec"], dropout=meta["hyperparameters"]["dropout"], checkpoint_sha256=stamp)
+    return weights, (json.dumps(config, indent=2) + "\n").encode()
 
 
 def exported_from(onnx_bytes: bytes) -> str | None:
@@ -171,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     onnx_bytes = stamp(onnx_bytes, args.checkpoint)
     write_atomic(onnx_bytes, output)
     print(f"wrote {output} ({len(onnx_bytes) / 1024:.0f} KiB, {meta['model']} model, any batch size)")
+    weights, config = hub_files(model, meta, args.checkpoint)
+    write_atomic(weights, output.parent / "model.safetensors")
+    write_atomic(config, output.parent / "config.json")
+    print(f"wrote {output.parent / 'model.safetensors'} and config.json (the Hugging Face Hub's layout)")
     if args.int8:
         int8_output = output.with_suffix(".int8.onnx")
         return write_int8(onnx_bytes, int8_output, data_dir, normalize(test_images), test_labels, args.checkpoint)

@@ -252,6 +252,38 @@ def test_the_pretrained_hub_model_scores_the_committed_accuracy(mnist):
     assert model(model.to_mnist(digit)[None]).argmax(1).item() == mnist.test_labels[0].item()
 
 
+def committed_hub_files() -> Path:
+    """models/, holding the Hugging Face Hub's files of the committed checkpoint, or a skip after a retrain."""
+    config = json.loads((ROOT / "models" / "config.json").read_text())
+    if config["checkpoint_sha256"] != fingerprint(MODEL_PATH):
+        pytest.skip(
+            "models/mnist_model.pth was retrained after models/model.safetensors; python export.py refreshes it"
+        )
+    return ROOT / "models"
+
+
+def test_the_safetensors_weights_are_the_checkpoints_converted():
+    from safetensors import safe_open
+
+    with safe_open(committed_hub_files() / "model.safetensors", framework="pt") as weights:
+        assert weights.metadata()["checkpoint_sha256"] == fingerprint(MODEL_PATH)
+        converted = {name: weights.get_tensor(name) for name in weights.keys()}
+    original = load_checkpoint(MODEL_PATH)["state_dict"]
+    assert converted.keys() == original.keys() and all(torch.equal(converted[k], original[k]) for k in original)
+
+
+def test_torch_hub_from_pretrained_and_the_checkpoint_give_identical_outputs(mnist):
+    from hub_model import CompactMnistCNN
+
+    images = mnist.test_images[:256]
+    through_hub = torch.hub.load(str(ROOT), "compact_mnist", source="local", pretrained=True)
+    through_huggingface = CompactMnistCNN.from_pretrained(committed_hub_files()).eval()
+    through_checkpoint = load_model(MODEL_PATH)[0]
+    outputs = [evaluate.predict(model, images) for model in (through_hub, through_huggingface, through_checkpoint)]
+    assert torch.equal(outputs[0], outputs[2]) and torch.equal(outputs[1], outputs[2])
+    assert isinstance(through_huggingface, Net)
+
+
 def test_hub_refusals_say_what_to_do(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="no committed weights for the 'tiny' preset.*python train.py --model tiny"):
         torch.hub.load(str(ROOT), "compact_mnist_tiny", source="local", pretrained=True)

@@ -215,8 +215,50 @@ SECTIONS = {
 }  # fmt: skip
 
 
+def hub_front_matter() -> str:
+    """The model card's YAML header, which the Hugging Face Hub reads: license, library, tags, data set, and the
+    test accuracy of the committed model and of the default's recipe over seeds (`model-index`)."""
+    meta = json.loads((ROOT / "models" / "metrics.json").read_text(encoding="utf-8"))["meta"]
+    test = json.loads((ROOT / "reports" / "seeds.json").read_text(encoding="utf-8"))["default"]["summary"]["test_acc"]
+    seeds = len(json.loads((ROOT / "reports" / "seeds.json").read_text(encoding="utf-8"))["default"]["runs"])
+    results = [
+        (meta["test_accuracy"], "test accuracy of the committed model (final epoch)"),
+        (round(test["mean"], 3), f"test accuracy, mean of {seeds} seeds of the recipe"),
+        (test["min"], f"test accuracy, worst of {seeds} seeds"),
+    ]
+    metrics = "".join(
+        f"          - type: accuracy\n            value: {value}\n            name: {name}\n" for value, name in results
+    )
+    header = """---
+license: mit
+library_name: pytorch
+tags:
+  - image-classification
+  - mnist
+  - compact-cnn
+datasets:
+  - ylecun/mnist
+metrics:
+  - accuracy
+model-index:
+  - name: compact-mnist-cnn
+    results:
+      - task:
+          type: image-classification
+        dataset:
+          name: MNIST
+          type: ylecun/mnist
+          split: test
+        metrics:
+"""
+    return header + metrics + "---\n"
+
+
 def render(text: str) -> str:
-    """README text with every generated section rebuilt."""
+    """A document's text with every generated section rebuilt, and its YAML header where it has one (the model
+    card's, for the Hugging Face Hub)."""
+    if text.startswith("---\n"):
+        text = hub_front_matter() + text[text.index("\n---\n", 4) + 5 :]
 
     def fill(match: re.Match) -> str:
         name = match.group(1)
