@@ -272,6 +272,7 @@ def test_the_metrics_beside_the_model_describe_it(model_under_test):
 # train.py end to end
 
 
+@pytest.mark.slow
 def test_short_training_run_saves_a_loadable_model(tmp_path, data_dir):
     result = run_train(
         "--epochs", "2", "--train-limit", "8000", "--batch-size", "128",
@@ -304,6 +305,7 @@ def test_missing_data_is_one_clear_line(tmp_path):
     assert "nowhere" in lines[0] and "--data-dir" in lines[0] and "MNIST_DATA_DIR" in lines[0]
 
 
+@pytest.mark.slow
 def test_deterministic_runs_are_bit_identical_and_seeds_matter(tmp_path, data_dir):
     def weights(seed: int, folder: str) -> dict:
         result = run_train(
@@ -318,6 +320,7 @@ def test_deterministic_runs_are_bit_identical_and_seeds_matter(tmp_path, data_di
     assert not all(torch.equal(first[name], other_seed[name]) for name in first)
 
 
+@pytest.mark.slow
 def test_weight_averaging_saves_the_average_and_reports_the_raw_weights_beside_it(tmp_path, data_dir, mnist):
     result = run_train(
         "--epochs", "1", "--train-limit", "3000", "--batch-size", "128", "--ema", "0.9", "--device", "cpu",
@@ -331,6 +334,7 @@ def test_weight_averaging_saves_the_average_and_reports_the_raw_weights_beside_i
     assert "raw_val_acc" in json.loads((tmp_path / "metrics.json").read_text())["history"][0]
 
 
+@pytest.mark.slow
 def test_a_final_fit_trains_on_all_60000_images_and_claims_no_validation_figure(tmp_path, data_dir):
     data = load_mnist(data_dir, torch.device("cpu"), download=False, val_size=0)
     assert len(data.train_labels) == 60_000 and len(data.val_labels) == 0

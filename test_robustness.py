@@ -291,6 +291,7 @@ def test_written_files_get_the_usual_permissions_not_private_ones(tmp_path):
     assert existing.stat().st_mode & 0o777 == 0o664, "a replaced file keeps its mode"
 
 
+@pytest.mark.slow
 def test_diverging_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, data_dir):
     previous = tmp_path / "mnist_model.pth"
     previous.write_bytes(b"last good model")
@@ -306,6 +307,7 @@ def test_diverging_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoin
 # Interrupting and resuming
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     sys.platform == "win32", reason="Windows cannot send SIGINT to one process; Ctrl-C is a console event"
 )

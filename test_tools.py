@@ -300,6 +300,7 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results_for_the_model_asked(tmp_path):
     spec = "8d,M,16s"  # a small model, so that the benchmark's one whole epoch of train.py is quick
     result = run_script("benchmarks/bench_train.py", "--images", "512", "--repeats", "1", "--model", spec,
@@ -317,6 +318,7 @@ def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results_for_the_
     assert "| path | images / s |" in (tmp_path / "r.md").read_text()
 
 
+@pytest.mark.slow
 def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
     sweep = ["scripts/seeds.py", "--seeds", "3", "4", "--jobs", "2", "--runs", str(tmp_path / "runs"),
              "--report", str(tmp_path / "seeds.json"),
