@@ -114,7 +114,9 @@ def load_model(path: Path, spec: str | None = None) -> tuple[Net, dict]:
     checkpoint = load_checkpoint(path)
     meta = checkpoint["meta"]
     try:
-        model = Net(spec or meta.get("spec") or meta.get("model", "default"))
+        recipe = meta.get("hyperparameters", {})
+        model = Net(spec or meta.get("spec") or meta.get("model", "default"), batchnorm=recipe.get("batchnorm", True),
+                    head=recipe.get("head", "gap"))  # fmt: skip
     except (ValueError, TypeError):
         raise UserError(
             f"{path} records an unknown architecture ({meta.get('spec')!r}); retrain with: python train.py"

@@ -29,6 +29,7 @@ KINDS = {"": "conv", "s": "separable", "p": "pointwise", "d": "strided"}
 # Side of the convolution across channels; a separable block's comes after its depthwise 3x3.
 KERNEL = {"conv": 3, "strided": 3, "separable": 1, "pointwise": 1}
 DOWNSAMPLING = ("pool", "strided")
+HEADS = ("gap", "flatten")  # a global average pool before the linear layer, or every pixel of the last map
 
 
 def layer_kind(item: str) -> tuple[str, int]:
@@ -102,36 +103,36 @@ def training_memory_bytes(items: list[str], batch_size: int) -> int:
 
 
 class Net(nn.Module):
-    """Compact CNN: `(N, 1, 28, 28)` normalized images in, `(N, 10)` log-probabilities out."""
+    """Compact CNN: `(N, 1, 28, 28)` normalized images in, `(N, 10)` log-probabilities out.
 
-    def __init__(self, spec: str = "default", dropout: float = 0.05) -> None:
+    `batchnorm=False` and `head="flatten"` (every pixel of the last map into the linear layer, instead of a
+    global average pool) exist for the ablation study (docs/design.md); every preset uses the defaults.
+    """
+
+    def __init__(self, spec: str = "default", dropout: float = 0.05, batchnorm: bool = True, head: str = "gap") -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head {head!r}: use one of {', '.join(HEADS)}")
         layers: list[nn.Module] = []
-        channels = 1
+        channels, size = 1, IMAGE_SIZE
         for item in parse_spec(spec):
             kind, width = layer_kind(item)
+            size = output_size(kind, size)
             if kind == "pool":
                 layers.append(nn.MaxPool2d(2))
                 continue
-            # No biases: the BatchNorm that follows has its own shift.
+            # No biases: the BatchNorm that follows has its own shift (without BatchNorm, the last convolution has one).
             if kind == "separable":
                 layers.append(nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False))
             kernel = KERNEL[kind]
-            layers += [
-                nn.Conv2d(
-                    channels, width, kernel, stride=2 if kind == "strided" else 1, padding=kernel // 2, bias=False
-                ),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-            ]
+            stride = 2 if kind == "strided" else 1
+            layers.append(nn.Conv2d(channels, width, kernel, stride=stride, padding=kernel // 2, bias=not batchnorm))
+            layers += [nn.BatchNorm2d(width), nn.ReLU(inplace=True)] if batchnorm else [nn.ReLU(inplace=True)]
             channels = width
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(channels, 10),
-        )
+        pool = [nn.AdaptiveAvgPool2d(1)] if head == "gap" else []
+        inputs = channels if head == "gap" else channels * size * size
+        self.head = nn.Sequential(*pool, nn.Flatten(), nn.Dropout(dropout), nn.Linear(inputs, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(self.head(self.features(x)), dim=1)
@@ -169,10 +170,16 @@ def layer_table(model: Net, image_size: int = 28) -> list[dict]:
             kernel = ("3x3" if first.kernel_size[0] == 3 else "1x1") + (" stride 2" if last.stride[0] == 2 else "")
             params = sum(count_parameters(conv) for conv in convs) + count_parameters(norm)
             macs = sum(conv.weight.numel() for conv in convs) * size * size
-            name = f"{kind} {first.in_channels}->{last.out_channels} {kernel} + BN + ReLU"
+            after = " + BN + ReLU" if isinstance(norm, nn.BatchNorm2d) else " + ReLU"
+            name = f"{kind} {first.in_channels}->{last.out_channels} {kernel}{after}"
             channels = last.out_channels
             rows.append(dict(layer=name, shape=(channels, size, size), params=params, macs=macs, rf=field))
-    rows.append(dict(layer="Global average pool", shape=(channels, 1, 1), params=0, macs=0, rf=max(field, image_size)))
+    if isinstance(model.head[0], nn.AdaptiveAvgPool2d):
+        rows.append(
+            dict(layer="Global average pool", shape=(channels, 1, 1), params=0, macs=0, rf=max(field, image_size))
+        )
+    else:
+        rows.append(dict(layer="Flatten", shape=(channels * size * size,), params=0, macs=0, rf=max(field, image_size)))
     linear = model.head[-1]
     rows.append(
         dict(

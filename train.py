@@ -39,7 +39,7 @@ from data import (
 from errors import UserError, run_cli
 from evaluate import evaluate
 from flags import ArgumentParser, check_fits, fraction, model_spec, number, positive_float, positive_int, seed
-from model import PRESETS, Net, count_parameters, parse_spec
+from model import HEADS, PRESETS, Net, count_parameters, parse_spec
 
 # Where a preset trains best with other values than the flags' defaults (chosen on validation: docs/experiments.md).
 PRESET_RECIPES: dict[str, dict] = {
@@ -52,6 +52,7 @@ BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchN
 RECIPE = (
     "model", "dropout", "epochs", "batch_size", "lr", "momentum", "weight_decay", "label_smoothing",
     "augment", "augment_strength", "elastic", "clean_epochs", "ema", "val_size", "seed", "train_limit", "deterministic",
+    "batchnorm", "head", "schedule",
 )  # fmt: skip
 
 
@@ -70,6 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"preset ({', '.join(f'{k}: {v}' for k, v in PRESETS.items())}) or a layer spec "
         'such as "8,M,16,M,16" (default: default)')  # fmt: skip
     add("--no-augment", dest="augment", action="store_false", help="train without random affine augmentation")
+    add("--no-batchnorm", dest="batchnorm", action="store_false",
+        help="no BatchNorm after each convolution, a bias instead (for the ablation study)")  # fmt: skip
+    add("--head", choices=HEADS, default="gap",
+        help="gap: a global average pool before the linear layer; flatten: every pixel of the last map into it "
+        "(default: gap)")  # fmt: skip
+    add("--schedule", choices=("onecycle", "constant"), default="onecycle",
+        help="onecycle: OneCycleLR up to --lr and down; constant: --lr throughout (default: onecycle)")  # fmt: skip
     add("--augment-strength", type=number(float, at_least=0, at_most=3), default=1.0,
         help="scales the rotation (10 degrees), shift (2 px) and zoom (10%%) of augmentation (default: 1)")  # fmt: skip
     add("--elastic", type=number(float, at_least=0, at_most=4), default=0.0,
@@ -157,7 +165,7 @@ def build_model(args: argparse.Namespace) -> Net:
     """The network to train, on its device. On a CPU it is stored channels-last (NHWC), where PyTorch runs
     its depthwise and 1x1 convolutions much faster: the epoch is 1.17x faster for the default, 1.2 to 1.4x for
     the small preset (benchmarks/results*.md). GPUs keep PyTorch's default layout, where it was not measured."""
-    model = Net(args.model, args.dropout).to(args.device)
+    model = Net(args.model, args.dropout, args.batchnorm, args.head).to(args.device)
     return model.to(memory_format=torch.channels_last) if args.device.type == "cpu" else model
 
 
@@ -166,6 +174,8 @@ def make_optimizer(model: torch.nn.Module, args: argparse.Namespace, steps_per_e
     optimizer = torch.optim.SGD(
         model.parameters(), lr=args.lr, momentum=args.momentum, nesterov=True, weight_decay=args.weight_decay
     )
+    if args.schedule == "constant":
+        return optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch
     )
@@ -276,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     resume = load_checkpoint(args.resume, ("state_dict", "resume")) if args.resume else None
     if resume:
         try:
-            vars(args).update({key: resume["resume"]["recipe"][key] for key in RECIPE})
+            recipe = resume["resume"]["recipe"]
+            vars(args).update({key: recipe.get(key, getattr(args, key)) for key in RECIPE})
             next_epoch = resume["resume"]["epoch"] + 1
         except (KeyError, TypeError):
             raise UserError(f"{args.resume} is not a resume checkpoint written by train.py (no recipe)") from None
@@ -295,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     from plots import training_curves
 
     # torchsummary runs a forward pass in train mode on random input: show a throwaway copy.
-    summary(Net(args.model, args.dropout), (1, 28, 28), device="cpu")
+    summary(Net(args.model, args.dropout, args.batchnorm, args.head), (1, 28, 28), device="cpu")
     torch.manual_seed(args.seed)
     generator = torch.Generator(args.device).manual_seed(args.seed)
     model = build_model(args)

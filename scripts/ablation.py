@@ -1,0 +1,128 @@
+"""Why the default works: take away one of its parts at a time and measure what that costs.
+
+    python scripts/ablation.py          # about an hour on 2 CPU cores; writes reports/ablation.json and .md
+
+Each entry trains the default recipe with one change, on the same seeds (0 to 3, one thread each, two at a
+time) through scripts/seeds.py, beside the default itself trained in the same run, so that validation accuracy
+is compared seed by seed and seconds per epoch under the same load. The rule, fixed before the runs: a part
+earns its place where taking it away loses validation accuracy by more than two standard errors of the paired
+difference, or where it buys speed; a difference within two standard errors is no finding. The constant
+learning rate is 0.2, the mean rate of the default's OneCycleLR schedule (peak 0.4), so that the two take
+steps of the same total size. A change that makes training diverge is reported as such.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from checkpoint import write_atomic  # noqa: E402
+from errors import UserError, run_cli  # noqa: E402
+from flags import ArgumentParser  # noqa: E402
+from model import PRESETS  # noqa: E402
+from scripts import seeds  # noqa: E402
+
+SEEDS = ["0", "1", "2", "3"]
+# name -> (what is taken away, train.py flags that take it away)
+ABLATIONS = {
+    "default": ("nothing: the default recipe", []),
+    "no-batchnorm": ("BatchNorm (each convolution gets a bias instead)", ["--no-batchnorm"]),
+    "flatten-head": ("global average pooling (the last map flattened into the linear layer)", ["--head", "flatten"]),
+    "plain-convolutions": (
+        "depthwise-separable convolutions (plain 3x3 ones of the same widths)",
+        ["--model", PRESETS["default"].replace("s", "")],
+    ),
+    "constant-lr": (
+        "OneCycleLR (a constant learning rate of 0.2, its mean)",
+        ["--schedule", "constant", "--lr", "0.2"],
+    ),
+    "no-label-smoothing": ("label smoothing (0.1)", ["--label-smoothing", "0"]),
+    "no-augmentation": ("augmentation (affine and elastic)", ["--no-augment"]),
+}
+
+
+def train_entry(name: str, flags: list[str], report: Path, runs: Path) -> str | None:
+    """Train one entry's seeds into the report; the reason if its training failed (a diverging loss, say)."""
+    compare = [] if name == "default" else ["--compare", "default"]
+    argv = ["--seeds", *SEEDS, "--jobs", "2", "--name", name, *compare, "--report", str(report), "--runs", str(runs)]
+    try:
+        seeds.main([*argv, "--", *flags, "--device", "cpu"])
+    except UserError as error:
+        return str(error)
+    return None
+
+
+def summary(report: dict, failures: dict[str, str]) -> list[dict]:
+    """One row per entry: parameters, validation mean, paired gain over the default, seconds per epoch."""
+    default_seconds = statistics.mean(run["seconds_per_epoch"] for run in report["default"]["runs"])
+    rows = []
+    for name, (taken, flags) in ABLATIONS.items():
+        row = dict(name=name, taken_away=taken, flags=flags, failed=failures.get(name))
+        if name in report and not row["failed"]:
+            entry = report[name]
+            seconds = statistics.mean(run["seconds_per_epoch"] for run in entry["runs"])
+            row |= dict(params=entry["params"], val_mean=entry["summary"]["val_acc"]["mean"],
+                        test_mean=entry["summary"]["test_acc"]["mean"], seconds_per_epoch=seconds,
+                        time_vs_default=seconds / default_seconds,
+                        val_gain=entry.get("compared_with", {}).get("val_gain"))  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        f"Seeds {', '.join(SEEDS)}, one thread each, two at a time, 20 epochs, final-epoch models "
+        "(`python scripts/ablation.py`). The gain is the validation change against the default, paired by seed, "
+        "with its standard error; a change within two standard errors is no finding. Test means decide nothing.",
+        "",
+        "| taken away | train.py flags | parameters | val mean | val change (SE) | s / epoch | time vs default "
+        "| test mean |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        flags = f"`{' '.join(row['flags'])}`" if row["flags"] else ""
+        if row["failed"]:
+            lines.append(f"| {row['taken_away']} | {flags} | | failed: {row['failed']} | | | | |")
+            continue
+        gain = row["val_gain"]
+        change = f"{gain['mean']:+.3f}% ({gain['standard_error']:.3f}%)" if gain else "baseline"
+        lines.append(
+            f"| {row['taken_away']} | {flags} | {row['params']:,} | {row['val_mean']:.2f}% | {change} "
+            f"| {row['seconds_per_epoch']:.1f} | {row['time_vs_default']:.2f}x | {row['test_mean']:.2f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablation", help="folder for the runs")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "reports" / "ablation.json",
+        help="the seeds report the entries go into, with ablation.md beside it (default: reports/ablation.json)",
+    )
+    args = parser.parse_args(argv)
+    failures = {}
+    for name, (_, flags) in ABLATIONS.items():
+        if reason := train_entry(name, flags, args.out, args.runs):
+            failures[name] = reason
+            if name == "default":
+                raise UserError(f"the default itself failed to train: {reason}")
+    rows = summary(json.loads(args.out.read_text()), failures)
+    write_atomic(
+        (json.dumps(dict(seeds=SEEDS, rows=rows), indent=2) + "\n").encode(),
+        args.out.with_name("ablation-summary.json"),
+    )
+    write_atomic(markdown(rows).encode(), args.out.with_suffix(".md"))
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
