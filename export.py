@@ -65,7 +65,9 @@ def hub_files(model: torch.nn.Module, meta: dict, checkpoint: Path) -> tuple[byt
 
     stamp = fingerprint(checkpoint)
     weights = save(model.state_dict(), metadata={"checkpoint_sha256": stamp})
-    config = dict(spec=meta["spec"], dropout=meta["hyperparameters"]["dropout"], checkpoint_sha256=stamp)
+    recipe = meta["hyperparameters"]
+    config = dict(spec=meta["spec"], dropout=recipe["dropout"], batchnorm=recipe.get("batchnorm", True),
+                  head=recipe.get("head", "gap"), checkpoint_sha256=stamp)  # fmt: skip
     return weights, (json.dumps(config, indent=2) + "\n").encode()
 
 
