@@ -370,3 +370,13 @@ def test_readme_tables_match_the_committed_results():
         pytest.skip("models/mnist_model.pth was retrained; python scripts/render_readme.py refreshes README.md")
     result = run_script("scripts/render_readme.py", "--check")
     assert result.returncode == 0, result.stdout
+
+
+def test_every_ablation_is_a_recipe_train_py_accepts_and_differs_from_the_default():
+    from scripts.ablation import ABLATIONS
+    from train import parse_args, trained_recipe
+
+    default = trained_recipe(parse_args(["--device", "cpu"]))
+    for name, (_, flags) in ABLATIONS.items():
+        recipe = trained_recipe(parse_args([*flags, "--device", "cpu"]))
+        assert (recipe == default) == (name == "default"), name

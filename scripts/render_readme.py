@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from checkpoint import fingerprint  # noqa: E402
 from flags import ArgumentParser  # noqa: E402
-from model import PRESETS, Net, count_parameters, describe  # noqa: E402
+from model import PRESETS, Net, count_parameters, describe, layer_table  # noqa: E402
 from train import parse_args  # noqa: E402
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -151,6 +151,18 @@ def architecture() -> str:
     return "\n\n".join(describe(preset) for preset in PRESETS)
 
 
+def presets() -> str:
+    """Each preset's size, arithmetic and the receptive field of its last convolution, from the model."""
+    lines = ["| preset | layer spec | parameters | MACs per image | receptive field of the last convolution |",
+             "|---|---|---:|---:|---:|"]  # fmt: skip
+    for preset, spec in PRESETS.items():
+        rows = layer_table(Net(preset))
+        convolutions = [row for row in rows if "Conv" in row["layer"] or "Separable" in row["layer"]]
+        lines.append(f"| {preset} | `{spec}` | {count_parameters(Net(preset)):,} | "
+                     f"{sum(row['macs'] for row in rows):,} | {convolutions[-1]['rf']} pixels |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def curves() -> str:
     """What the committed model's training curves show, in numbers from its metrics.json."""
     history = json.loads((ROOT / "models" / "metrics.json").read_text(encoding="utf-8"))["history"]
@@ -208,7 +220,8 @@ SECTIONS = {
     "startup": written_by_a_script("benchmarks/startup.md"),
     "search": written_by_a_script("reports/search-screen.md"),
     "reading": written_by_a_script("reports/reading_rate.md"), "reading_summary": reading_summary,
-    "confusions": confusions, "curves": curves,
+    "confusions": confusions, "curves": curves, "presets": presets,
+    "ablation": written_by_a_script("reports/ablation.md"),
     "frontier": written_by_a_script("reports/frontier.md"),
     "onnx": written_by_a_script("benchmarks/onnx.md"),
     "margin": written_by_a_script("reports/margin-screen.md"),
