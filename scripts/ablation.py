@@ -3,8 +3,10 @@
     python scripts/ablation.py          # about an hour on 2 CPU cores; writes reports/ablation.json and .md
 
 Each entry trains the default recipe with one change, on the same seeds (0 to 3, one thread each, two at a
-time) through scripts/seeds.py, beside the default itself trained in the same run, so that validation accuracy
-is compared seed by seed and seconds per epoch under the same load. The rule, fixed before the runs: a part
+time) through scripts/seeds.py, beside the default itself, so that validation accuracy is compared seed by
+seed (finished runs are read back, so an interrupted study resumes). Speed is measured apart, after the
+training, on a quiet machine: every entry's training steps on one thread (benchmarks/bench_train.time_ours),
+in --rounds interleaved rounds, the median reported against the default's. The rule, fixed before the runs: a part
 earns its place where taking it away loses validation accuracy by more than two standard errors of the paired
 difference, or where it buys speed; a difference within two standard errors is no finding. The constant
 learning rate is 0.2, the mean rate of the default's OneCycleLR schedule (peak 0.4), so that the two take
@@ -21,11 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_train import EPOCH_IMAGES, time_ours  # noqa: E402
 from checkpoint import write_atomic  # noqa: E402
+from data import load_mnist, resolve_data_dir  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser  # noqa: E402
+from flags import ArgumentParser, positive_int  # noqa: E402
 from model import PRESETS  # noqa: E402
 from scripts import seeds  # noqa: E402
+from train import parse_args  # noqa: E402
 
 SEEDS = ["0", "1", "2", "3"]
 # name -> (what is taken away, train.py flags that take it away)
@@ -57,18 +62,33 @@ def train_entry(name: str, flags: list[str], report: Path, runs: Path) -> str | 
     return None
 
 
-def summary(report: dict, failures: dict[str, str]) -> list[dict]:
+def epoch_seconds(rounds: int, images: int) -> dict[str, float]:
+    """Each entry's seconds per epoch of training steps (55,000 images) on one thread: the median of `rounds`
+    interleaved rounds of `images` images each, after a warm-up round."""
+    import torch
+
+    torch.set_num_threads(1)  # as each training run had
+    data = load_mnist(resolve_data_dir(None), torch.device("cpu"))
+    recipes = {name: parse_args([*flags, "--device", "cpu"]) for name, (_, flags) in ABLATIONS.items()}
+    times: dict[str, list[float]] = {name: [] for name in recipes}
+    for round_index in range(rounds + 1):
+        for name, recipe in recipes.items():
+            seconds = time_ours(data, recipe, images)
+            if round_index:  # round 0 warms up
+                times[name].append(seconds * EPOCH_IMAGES / images)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def summary(report: dict, failures: dict[str, str], seconds: dict[str, float]) -> list[dict]:
     """One row per entry: parameters, validation mean, paired gain over the default, seconds per epoch."""
-    default_seconds = statistics.mean(run["seconds_per_epoch"] for run in report["default"]["runs"])
     rows = []
     for name, (taken, flags) in ABLATIONS.items():
         row = dict(name=name, taken_away=taken, flags=flags, failed=failures.get(name))
         if name in report and not row["failed"]:
             entry = report[name]
-            seconds = statistics.mean(run["seconds_per_epoch"] for run in entry["runs"])
             row |= dict(params=entry["params"], val_mean=entry["summary"]["val_acc"]["mean"],
-                        test_mean=entry["summary"]["test_acc"]["mean"], seconds_per_epoch=seconds,
-                        time_vs_default=seconds / default_seconds,
+                        test_mean=entry["summary"]["test_acc"]["mean"], seconds_per_epoch=seconds[name],
+                        time_vs_default=seconds[name] / seconds["default"],
                         val_gain=entry.get("compared_with", {}).get("val_gain"))  # fmt: skip
         rows.append(row)
     return rows
@@ -77,8 +97,9 @@ def summary(report: dict, failures: dict[str, str]) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     lines = [
         f"Seeds {', '.join(SEEDS)}, one thread each, two at a time, 20 epochs, final-epoch models "
-        "(`python scripts/ablation.py`). The gain is the validation change against the default, paired by seed, "
-        "with its standard error; a change within two standard errors is no finding. Test means decide nothing.",
+        "(`python scripts/ablation.py`). The change is in validation accuracy against the default, paired by seed, "
+        "with its standard error; a change within two standard errors is no finding. Seconds per epoch are training "
+        "steps on one thread, timed apart in interleaved rounds (no evaluation). Test means decide nothing.",
         "",
         "| taken away | train.py flags | parameters | val mean | val change (SE) | s / epoch | time vs default "
         "| test mean |",
@@ -101,6 +122,8 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablation", help="folder for the runs")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing rounds (default: 3)")
+    parser.add_argument("--images", type=positive_int, default=12_800, help="images per timing round (default: 12800)")
     parser.add_argument(
         "--out",
         type=Path,
@@ -114,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             failures[name] = reason
             if name == "default":
                 raise UserError(f"the default itself failed to train: {reason}")
-    rows = summary(json.loads(args.out.read_text()), failures)
+    rows = summary(json.loads(args.out.read_text()), failures, epoch_seconds(args.rounds, args.images))
     write_atomic(
         (json.dumps(dict(seeds=SEEDS, rows=rows), indent=2) + "\n").encode(),
         args.out.with_name("ablation-summary.json"),
