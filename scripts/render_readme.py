@@ -221,7 +221,6 @@ SECTIONS = {
     "search": written_by_a_script("reports/search-screen.md"),
     "reading": written_by_a_script("reports/reading_rate.md"), "reading_summary": reading_summary,
     "confusions": confusions, "curves": curves, "presets": presets,
-    "ablation": written_by_a_script("reports/ablation.md"),
     "frontier": written_by_a_script("reports/frontier.md"),
     "onnx": written_by_a_script("benchmarks/onnx.md"),
     "margin": written_by_a_script("reports/margin-screen.md"),
