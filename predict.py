@@ -421,7 +421,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
     add_model_arguments(parser)
     parser.add_argument(
-        "--top-k", type=int, default=1, choices=range(1, 11), metavar="K", help="show the K likeliest digits"
+        "--top-k",
+        type=int,
+        default=1,
+        choices=range(1, 11),
+        metavar="K",
+        help="show the K likeliest digits (with --number, each digit shows its likeliest)",
     )
     parser.add_argument(
         "--number", action="store_true", help="read a number: digits side by side, each read on its own"
