@@ -224,9 +224,16 @@ def markdown(report: dict) -> str:
             f"| {r['p95_ms']:.0f} ms | {server} | {r['client_cpu_ms_per_request']:.0f} ms "
             f"| {r['junk_refused']} of {r['junk_sent']} | {'yes' if r['still_serving'] else 'no'} |"
         )
+    busy = [r for r in report["results"] if r["server_cpu_ms_per_request"] is not None]
+    cores = ", ".join(
+        f"{(r['server_cpu_ms_per_request'] + r['client_cpu_ms_per_request']) * r['requests_per_second'] / 1000:.2f} "
+        f"at --concurrency {r['concurrency']}"
+        for r in busy
+    )
     lines.append(
         f"\nThe demo's own work (loader, preprocessing, model) takes {report['handler_cpu_ms_per_request']:.1f} ms of "
-        "CPU per request on one thread; the rest of the server's CPU time is Gradio's."
+        "CPU per request on one thread; the rest of the server's CPU time is Gradio's. Server and clients together "
+        f"kept this many of the {report['cpus']} cores busy: {cores}."
     )
     return "\n".join(lines) + "\n"
 
