@@ -223,6 +223,7 @@ SECTIONS = {
     "confusions": confusions, "curves": curves, "presets": presets,
     "frontier": written_by_a_script("reports/frontier.md"),
     "onnx": written_by_a_script("benchmarks/onnx.md"),
+    "demo": written_by_a_script("benchmarks/demo.md"),
     "margin": written_by_a_script("reports/margin-screen.md"),
 }  # fmt: skip
 
