@@ -271,7 +271,7 @@ def render(text: str) -> str:
     """A document's text with every generated section rebuilt, and its YAML header where it has one (the model
     card's, for the Hugging Face Hub)."""
     if text.startswith("---\n"):
-        text = hub_front_matter() + text[text.index("\n---\n", 4) + 5 :]
+        text = hub_front_matter() + text[text.index("\n---\n", 3) + 5 :]
 
     def fill(match: re.Match) -> str:
         name = match.group(1)
