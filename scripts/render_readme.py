@@ -204,7 +204,7 @@ def reading_summary() -> str:
         f"({rows[lowest]['now']['read_correctly']:.1f}%). Numbers of 2 to 6 digits are read whole "
         f"{rows['number']['now']['read_correctly']:.1f}% of the time, drawn digits "
         f"{rows['drawn']['now']['read_correctly']:.1f}%, typed {rows['typed']['now']['read_correctly']:.1f}%. "
-        "Every row, beside the earlier path, is in the [model card](docs/model-card.md#reading-rates)."
+        "Every row is in the [model card](docs/model-card.md#reading-rates)."
     )
 
 
