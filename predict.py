@@ -46,6 +46,7 @@ INK_FLOOR = 0.03  # ink fainter than this (8 grey levels above the paper) is no 
 # Several digits: ink parts closer than this share of the tallest part's height (or overlapping, as the pieces
 # of a broken 4, 5 or 7 do) are one digit; parts with under this share of the heaviest part's ink are specks.
 MERGE_GAP, SPECK = 0.1, 0.02
+TOUCHING = np.ones((3, 3))  # pixels are one piece of ink when they touch, diagonals included
 
 
 def shape_problem(width: int, height: int) -> str | None:
@@ -249,7 +250,7 @@ def side_lines(part: np.ndarray) -> list[tuple[slice, slice]] | None:
 def remove_frames(ink: torch.Tensor) -> torch.Tensor:
     """A printed box around the digit (a form's field) taken out: a piece of ink that is four straight sides,
     judged by shape (side_lines), loses them, and what touches them from inside stays."""
-    pieces, count = ndimage.label(ink.numpy() > 0.2 * ink.max().item(), structure=np.ones((3, 3)))
+    pieces, _ = ndimage.label(ink.numpy() > 0.2 * ink.max().item(), structure=TOUCHING)
     ink = ink.clone()
     for label, box in enumerate(ndimage.find_objects(pieces), start=1):
         part = pieces[box] == label
@@ -361,7 +362,7 @@ def split_digits(ink: torch.Tensor) -> list[torch.Tensor]:
     """The digits of a written number, left to right, each as ink of the picture's size holding only its own
     strokes. Connected pieces of ink are one digit when they overlap side by side or nearly touch (the parts
     of a broken 4, 5 or 7); specks are dropped. Touching digits stay one."""
-    pieces, count = ndimage.label(ink.numpy() > 0.2, structure=np.ones((3, 3)))
+    pieces, count = ndimage.label(ink.numpy() > 0.2, structure=TOUCHING)
     if count <= 1:
         return [ink]
     boxes = ndimage.find_objects(pieces)
