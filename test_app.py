@@ -17,8 +17,8 @@ from PIL import Image
 
 import app
 from checkpoint import load_model
+from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
 from conftest import free_port
-from scripts.reading_rate import CANVAS, TEMPLATES, draw, place, typed
 
 ROOT = Path(__file__).resolve().parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"

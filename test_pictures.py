@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 import predict
 from checkpoint import load_model
-from scripts.reading_rate import TEMPLATES, draw, place, sideways
+from compact_mnist.drawings import TEMPLATES, draw, place, sideways
 
 ROOT = Path(__file__).resolve().parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"

@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 from app import CONCURRENCY  # noqa: E402
 from checkpoint import write_atomic  # noqa: E402
+from compact_mnist.drawings import TEMPLATES, draw, place  # noqa: E402
 from conftest import free_port  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
 from flags import ArgumentParser, positive_int  # noqa: E402
-from scripts.reading_rate import TEMPLATES, draw, place  # noqa: E402
 from train import machine_name  # noqa: E402
 
 JUNK_EVERY = 10  # every tenth request sends a file that is not an image

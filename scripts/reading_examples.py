@@ -24,12 +24,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 import predict as predict_py  # noqa: E402
 from checkpoint import add_model_arguments, load_model  # noqa: E402
-from data import MEAN, STD, add_data_dir_argument, resolve_data_dir  # noqa: E402
-from errors import run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from flags import ArgumentParser  # noqa: E402
-from plots import reading_examples  # noqa: E402
-from scripts.reading_rate import (  # noqa: E402
+from compact_mnist.drawings import (  # noqa: E402
     as_image,
     large_photo,
     magnified,
@@ -41,6 +36,11 @@ from scripts.reading_rate import (  # noqa: E402
     transparent,
     validation_sample,
 )  # fmt: skip
+from data import MEAN, STD, add_data_dir_argument, resolve_data_dir  # noqa: E402
+from errors import run_cli  # noqa: E402
+from evaluate import predict  # noqa: E402
+from flags import ArgumentParser  # noqa: E402
+from plots import reading_examples  # noqa: E402
 
 
 def failures(images: torch.Tensor, rng: random.Random) -> dict[str, tuple[Image.Image, bool]]:

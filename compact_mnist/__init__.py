@@ -1,0 +1,1 @@
+"""The project's internals, imported by its commands, scripts and tests."""
