@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -20,6 +21,26 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def chromium(playwright):
+    """A headless Chromium for the browser tests: $CHROMIUM, else the system's (Debian: apt-get install chromium),
+    else the one `playwright install chromium` downloaded (GitHub's runners). Where there is none the test is
+    skipped, except under CI, where that is a failure."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    path = os.environ.get("CHROMIUM") or next(
+        (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None
+    )
+    flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    try:
+        return playwright.chromium.launch(executable_path=path, args=flags)
+    except PlaywrightError as error:
+        message = f"no usable Chromium ({str(error).splitlines()[0]}); apt-get install chromium or set CHROMIUM"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

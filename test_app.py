@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from PIL import Image
 import app
 from checkpoint import load_model
 from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
-from conftest import free_port
+from conftest import chromium, free_port
 
 ROOT = Path(__file__).resolve().parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
@@ -143,29 +142,13 @@ def test_gradio_client_reads_a_digit_and_the_server_survives_junk(server, tmp_pa
     assert client.predict(handle_file(str(digit)), api_name="/predict")["label"] == "3", "still serving"
 
 
-def chromium() -> str | None:
-    """$CHROMIUM, or the system's Chromium (Debian: apt-get install chromium); None: Playwright's own."""
-    return os.environ.get("CHROMIUM") or next(
-        (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.browser
 def test_a_digit_drawn_with_the_mouse_in_chromium_is_read(server, tmp_path):
-    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]  # fmt: skip
     with sync_playwright() as playwright:
-        try:  # the system's Chromium, else the one `playwright install chromium` downloaded (GitHub's runners)
-            browser = playwright.chromium.launch(executable_path=chromium(), args=flags)
-        except PlaywrightError as error:
-            message = f"no usable Chromium ({str(error).splitlines()[0]}); apt-get install chromium or set CHROMIUM"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
+        browser = chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 760})
             page.goto(server, wait_until="domcontentloaded")

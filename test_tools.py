@@ -14,12 +14,13 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 import evaluate
 import export
 import predict
 from checkpoint import fingerprint, load_checkpoint, load_model
+from compact_mnist.drawings import HARD_CASES, hard_case
 from data import normalize, read_split, split_indices
 from errors import UserError, run_cli
 from model import Net, count_parameters, layer_table
@@ -94,27 +95,6 @@ def test_predict_reports_each_bad_file_and_still_predicts_the_rest(tmp_path, dat
     errors = captured.err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("error: ") for line in errors)
     assert "not a readable image" in errors[0] and "no digit" in errors[1] and "no such file" in errors[2]
-
-
-def hard_case(kind: str) -> Image.Image:
-    """Strokes at the edge of what the preprocessing can see: dark on white, 200x200."""
-    image = Image.new("L", (200, 200), 255)
-    pen = ImageDraw.Draw(image)
-    if kind == "one-pixel 1":
-        pen.line([(100, 30), (100, 170)], fill=0, width=1)
-    elif kind == "one-pixel dash":
-        pen.line([(60, 100), (140, 100)], fill=0, width=1)
-    elif kind == "dot":
-        pen.point((100, 100), fill=0)
-    elif kind == "diagonal hairline":
-        pen.line([(150, 30), (90, 170)], fill=0, width=1)
-    elif kind == "soft 1":  # a scanned pen stroke: wide, blurred, never fully black
-        pen.line([(100, 30), (100, 170)], fill=60, width=12)
-        image = image.filter(ImageFilter.GaussianBlur(5))
-    return image
-
-
-HARD_CASES = ["one-pixel 1", "one-pixel dash", "dot", "diagonal hairline", "soft 1"]
 
 
 @pytest.mark.parametrize("kind", HARD_CASES)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from data import ensure_downloaded, read_split, split_indices
 
@@ -346,3 +346,48 @@ def write(samples: Iterable[Sample], folder: Path) -> list[tuple[str, Path, dict
             image.save(path, **options, exif=image.info.get("exif", b""))
         written.append((label, path, save))
     return written
+
+
+def hard_case(kind: str) -> Image.Image:
+    """Strokes at the edge of what the preprocessing can see: dark on white, 200x200."""
+    image = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(image)
+    if kind == "one-pixel 1":
+        pen.line([(100, 30), (100, 170)], fill=0, width=1)
+    elif kind == "one-pixel dash":
+        pen.line([(60, 100), (140, 100)], fill=0, width=1)
+    elif kind == "dot":
+        pen.point((100, 100), fill=0)
+    elif kind == "diagonal hairline":
+        pen.line([(150, 30), (90, 170)], fill=0, width=1)
+    elif kind == "soft 1":  # a scanned pen stroke: wide, blurred, never fully black
+        pen.line([(100, 30), (100, 170)], fill=60, width=12)
+        image = image.filter(ImageFilter.GaussianBlur(5))
+    return image
+
+
+HARD_CASES = ["one-pixel 1", "one-pixel dash", "dot", "diagonal hairline", "soft 1"]
+
+
+# The kinds a browser decodes to the same pixels as Pillow (8-bit PNGs without a colour profile): what the page's
+# port of the preprocessing is held to. The reading rate's JPEG and 16-bit rows are decoded differently.
+BROWSER_ROWS = (
+    "plain file", "low resolution 8x8", "low resolution 16x16", "thin pen", "thick pen",
+    "transparent, black ink", "transparent, white ink", "ruled paper", "squared paper", "form box",
+)  # fmt: skip
+
+
+def browser_pictures(
+    images: torch.Tensor, labels: torch.Tensor, drawn: int, typed_every: int = 1, seed: int = 0
+) -> dict[str, list[Sample]]:
+    """Kind -> samples of the pictures both Python and a browser read the same way: `drawn` sketchpad drawings,
+    every `typed_every`-th typed digit, the hairline shapes (labelled 1 where they are a 1) and the rows of
+    BROWSER_ROWS made from `images`."""
+    kinds = {
+        "drawn": [(str(digit), image, PNG) for digit, image in drawn_digits(drawn, seed)],
+        "typed": [(str(digit), image, PNG) for digit, image in typed_digits()[::typed_every]],
+        "hairline": [("1" if kind.endswith("1") or "hairline" in kind else "", hard_case(kind), PNG)
+                     for kind in HARD_CASES],
+    }  # fmt: skip
+    rows = mnist_rows(images, labels, seed)
+    return kinds | {name: list(rows[name][1]) for name in BROWSER_ROWS}
