@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -24,23 +23,16 @@ def free_port() -> int:
 
 
 def chromium(playwright):
-    """A headless Chromium for the browser tests: $CHROMIUM, else the system's (Debian: apt-get install chromium),
-    else the one `playwright install chromium` downloaded (GitHub's runners). Where there is none the test is
-    skipped, except under CI, where that is a failure."""
-    from playwright.sync_api import Error as PlaywrightError
+    """A headless Chromium for the browser tests (compact_mnist.webpage.launch_chromium). Where there is none the
+    test is skipped, except under CI, where that is a failure."""
+    from compact_mnist.webpage import NoBrowser, launch_chromium
 
-    path = os.environ.get("CHROMIUM") or next(
-        (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None
-    )
-    flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]  # fmt: skip
     try:
-        return playwright.chromium.launch(executable_path=path, args=flags)
-    except PlaywrightError as error:
-        message = f"no usable Chromium ({str(error).splitlines()[0]}); apt-get install chromium or set CHROMIUM"
+        return launch_chromium(playwright)
+    except NoBrowser as error:
         if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+            pytest.fail(str(error))
+        pytest.skip(str(error))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -20,7 +20,7 @@ from PIL import Image
 import data
 import predict
 from compact_mnist import webpage
-from compact_mnist.drawings import FONTS, TEMPLATES, browser_pictures, typed, validation_sample, write
+from compact_mnist.drawings import FONTS, browser_pictures, typed, validation_sample, write
 from conftest import chromium
 
 MODEL_INT8 = webpage.WEB.parent / "models" / "mnist_model.int8.onnx"
@@ -80,32 +80,11 @@ def page(browser, site):
     page.close()
 
 
-WAIT_FOR_SHOWN = """async (count) => {
-  while (window.digitPage.shown <= count) await new Promise((resolve) => setTimeout(resolve, 20));
-}"""  # the page's policy forbids eval, which Playwright's wait_for_function polls with
-
-
-def draw(page, digit: int) -> None:
-    """The digit's first template drawn on the canvas with the mouse, stroke by stroke (each is read as it ends),
-    until the reading of the last stroke is shown."""
-    shown = page.evaluate("window.digitPage.shown")
-    box = page.locator("#canvas").bounding_box()
-    for stroke in TEMPLATES[digit][0]:
-        page.mouse.move(
-            box["x"] + box["width"] * (0.2 + 0.6 * stroke[0][0]), box["y"] + box["height"] * (0.1 + 0.8 * stroke[0][1])
-        )
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + box["width"] * (0.2 + 0.6 * x), box["y"] + box["height"] * (0.1 + 0.8 * y))
-        page.mouse.up()
-    page.evaluate(WAIT_FOR_SHOWN, shown + len(TEMPLATES[digit][0]) - 1)
-
-
 def choose(page, path) -> str:
     """A file chosen with the page's file button: the status line once it has been read."""
     shown = page.evaluate("window.digitPage.shown")
     page.set_input_files("#file", str(path))
-    page.evaluate(WAIT_FOR_SHOWN, shown)
+    page.evaluate(webpage.WAIT_FOR_SHOWN, shown)
     return page.inner_text("#status")
 
 
@@ -113,7 +92,7 @@ def choose(page, path) -> str:
 @pytest.mark.browser
 @pytest.mark.parametrize("digit", [3, 7])
 def test_a_digit_drawn_with_the_mouse_is_read_with_three_guesses(page, digit):
-    draw(page, digit)
+    webpage.draw(page, digit)
     assert page.inner_text("#status") == f"Reads {digit}"
     guesses = page.locator("#prediction li").all_inner_texts()
     assert len(guesses) == 3 and guesses[0].split()[0] == str(digit) and all("%" in guess for guess in guesses)
@@ -133,7 +112,7 @@ def test_a_chosen_file_is_read_and_the_input_the_model_received_is_shown(page, t
 @pytest.mark.slow
 @pytest.mark.browser
 def test_a_cleared_canvas_and_a_blank_picture_say_there_is_no_digit(page, tmp_path):
-    draw(page, 1)
+    webpage.draw(page, 1)
     page.click("#clear")
     assert page.inner_text("#status") == DRAW_PROMPT and page.locator("#prediction li").count() == 0
     Image.new("RGB", (200, 200), "white").save(tmp_path / "blank.png")
@@ -147,7 +126,7 @@ def test_a_file_that_is_no_picture_of_a_digit_gets_a_message_and_the_page_keeps_
     assert choose(page, tmp_path / "junk.png") == "That file could not be used: not a readable image."
     Image.new("L", (1, 1)).save(tmp_path / "dot.png")
     assert choose(page, tmp_path / "dot.png").startswith("That file could not be used: 1x1 pixels cannot hold a digit")
-    draw(page, 3)
+    webpage.draw(page, 3)
     assert page.inner_text("#status") == "Reads 3"
 
 
@@ -164,7 +143,7 @@ def test_every_request_stays_on_the_pages_origin(browser, site, tmp_path):
     )
     page.goto(site)
     assert page.evaluate("window.digitPage.ready")
-    draw(page, 3)
+    webpage.draw(page, 3)
     typed(5, FONTS[3], 260).save(tmp_path / "five.png")
     assert choose(page, tmp_path / "five.png") == "Reads 5"
     page.close()

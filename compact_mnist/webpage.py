@@ -5,6 +5,7 @@ benchmarks/bench_web.py)."""
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import threading
@@ -15,6 +16,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
+
+from compact_mnist.drawings import TEMPLATES
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 BATCH = 50  # pictures handed to the page per call
@@ -27,6 +30,28 @@ def missing() -> str | None:
     if not (WEB / "node_modules" / "onnxruntime-web").is_dir():
         return "web/'s packages are not installed: run `npm ci --prefix web`"
     return None
+
+
+class NoBrowser(Exception):
+    """No Chromium could be started; the message says how to get one."""
+
+
+def launch_chromium(playwright):
+    """A headless Chromium: $CHROMIUM, else the system's (Debian: apt-get install chromium), else the one
+    `playwright install chromium` downloaded (GitHub's runners). Raises NoBrowser where there is none."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    path = os.environ.get("CHROMIUM") or next(
+        (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None
+    )
+    flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    try:
+        return playwright.chromium.launch(executable_path=path, args=flags)
+    except PlaywrightError as error:
+        raise NoBrowser(
+            f"no usable Chromium ({str(error).splitlines()[0]}); apt-get install chromium or set CHROMIUM"
+        ) from None
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -58,6 +83,29 @@ def open_page(browser, url: str, requests: list[str] | None = None):
     if not page.evaluate("window.digitPage.ready"):
         raise RuntimeError("the page could not load its model: " + page.inner_text("#status"))
     return page
+
+
+WAIT_FOR_SHOWN = """async (count) => {
+  while (window.digitPage.shown <= count) await new Promise((resolve) => setTimeout(resolve, 20));
+}"""  # the page's policy forbids eval, which Playwright's wait_for_function polls with
+
+
+def draw(page, digit: int) -> None:
+    """The digit's first template drawn on the canvas with the mouse, stroke by stroke (each is read as it ends),
+    until the reading of the last stroke is shown."""
+    shown = page.evaluate("window.digitPage.shown")
+    box = page.locator("#canvas").bounding_box()
+
+    def on_canvas(x: float, y: float) -> tuple[float, float]:  # the template's unit square, a margin around it
+        return box["x"] + box["width"] * (0.2 + 0.6 * x), box["y"] + box["height"] * (0.1 + 0.8 * y)
+
+    for stroke in TEMPLATES[digit][0]:
+        page.mouse.move(*on_canvas(*stroke[0]))
+        page.mouse.down()
+        for point in stroke[1:]:
+            page.mouse.move(*on_canvas(*point))
+        page.mouse.up()
+    page.evaluate(WAIT_FOR_SHOWN, shown + len(TEMPLATES[digit][0]) - 1)
 
 
 READ_FILES = """async (files) => {

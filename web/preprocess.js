@@ -248,13 +248,18 @@ export function greyscale(rgba, width, height) {
 
 // ink_of()
 
+/** edge_pixels: the four sides' pixels (the corners twice, as torch.cat of the four gives them). */
 function edgePixels({ data, width, height }) {
-  const edge = [];
-  for (let x = 0; x < width; x++) edge.push(data[x]);
-  for (let x = 0; x < width; x++) edge.push(data[(height - 1) * width + x]);
-  for (let y = 0; y < height; y++) edge.push(data[y * width]);
-  for (let y = 0; y < height; y++) edge.push(data[y * width + width - 1]);
-  return Float32Array.from(edge);
+  const edge = new Float32Array(2 * (width + height));
+  for (let x = 0; x < width; x++) {
+    edge[x] = data[x];
+    edge[width + x] = data[(height - 1) * width + x];
+  }
+  for (let y = 0; y < height; y++) {
+    edge[2 * width + y] = data[y * width];
+    edge[2 * width + height + y] = data[y * width + width - 1];
+  }
+  return edge;
 }
 
 function abovePaper(edge) {
@@ -424,22 +429,22 @@ function pieces(mask, width, height) {
   return { labels, boxes };
 }
 
-/** side_lines: for a piece (cover(side, i) = the share of line i from that side that is ink) the span of lines
- * each side's frame line takes, [start, stop) counted from that side; null when the piece is not a frame. */
+/** side_lines: for a piece of `height` x `width` (a mask, cropped to its box), the span of lines each side's frame
+ * line takes, [start, stop) counted from that side (top, bottom, left, right); null when it is not a frame. */
 function sideSpans(part, height, width) {
-  const views = [
-    [height, width, (i, j) => part[i * width + j]],
-    [height, width, (i, j) => part[(height - 1 - i) * width + j]],
-    [width, height, (i, j) => part[j * width + i]],
-    [width, height, (i, j) => part[j * width + (width - 1 - i)]],
-  ];
+  const rowInk = new Float64Array(height);
+  const columnInk = new Float64Array(width);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      rowInk[y] += part[y * width + x];
+      columnInk[x] += part[y * width + x];
+    }
+  }
+  const rows = Array.from(rowInk, (ink) => ink / width);
+  const columns = Array.from(columnInk, (ink) => ink / height);
   const spans = [];
-  for (const [count, length, at] of views) {
-    const cover = Array.from({ length: count }, (_, i) => {
-      let ink = 0;
-      for (let j = 0; j < length; j++) ink += at(i, j);
-      return ink / length;
-    });
+  for (const cover of [rows, rows.slice().reverse(), columns, columns.slice().reverse()]) {
+    const count = cover.length;
     const outer = Math.max(1, Math.trunc(0.15 * count));
     const strong = cover.slice(0, outer).flatMap((v, i) => (v >= 0.9 ? [i] : []));
     if (!strong.length) return null;
@@ -565,30 +570,35 @@ function strokeWidth({ data, width, height }) {
   return edge ? (2 * f32(ink)) / edge : 0;
 }
 
+/** The largest of each `kernel` consecutive values of a line of `n` (van Herk and Gil-Werman: running maxima
+ * within blocks of `kernel`, from the left and from the right, so that the cost does not grow with the kernel). */
+function slidingMax(line, n, kernel, out) {
+  const left = new Float32Array(n);
+  const right = new Float32Array(n);
+  for (let i = 0; i < n; i++) left[i] = i % kernel === 0 ? line[i] : Math.max(left[i - 1], line[i]);
+  for (let i = n - 1; i >= 0; i--) right[i] = i === n - 1 || (i + 1) % kernel === 0 ? line[i] : Math.max(right[i + 1], line[i]);
+  for (let i = 0; i + kernel <= n; i++) out[i] = Math.max(right[i], left[i + kernel - 1]);
+}
+
 /** square_max of a picture padded with zeros by `pad` on every side: each kernel x kernel square's largest
  * value, a row pass then a column pass (`sign` -1: the smallest instead). */
 function squareExtreme({ data, width, height }, pad, kernel, sign) {
   const [pw, ph] = [width + 2 * pad, height + 2 * pad];
-  const padded = new Float32Array(pw * ph);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) padded[(y + pad) * pw + x + pad] = sign * data[y * width + x];
-  }
   const [ow, oh] = [pw - kernel + 1, ph - kernel + 1];
+  const line = new Float32Array(Math.max(pw, ph));
+  const maxima = new Float32Array(Math.max(pw, ph));
   const rows = new Float32Array(ph * ow);
   for (let y = 0; y < ph; y++) {
-    for (let x = 0; x < ow; x++) {
-      let best = -Infinity;
-      for (let k = 0; k < kernel; k++) best = Math.max(best, padded[y * pw + x + k]);
-      rows[y * ow + x] = best;
-    }
+    line.fill(0);
+    if (y >= pad && y < pad + height) for (let x = 0; x < width; x++) line[x + pad] = sign * data[(y - pad) * width + x];
+    slidingMax(line, pw, kernel, maxima);
+    rows.set(maxima.subarray(0, ow), y * ow);
   }
   const out = new Float32Array(oh * ow);
-  for (let y = 0; y < oh; y++) {
-    for (let x = 0; x < ow; x++) {
-      let best = -Infinity;
-      for (let k = 0; k < kernel; k++) best = Math.max(best, rows[(y + k) * ow + x]);
-      out[y * ow + x] = sign * best;
-    }
+  for (let x = 0; x < ow; x++) {
+    for (let y = 0; y < ph; y++) line[y] = rows[y * ow + x];
+    slidingMax(line, ph, kernel, maxima);
+    for (let y = 0; y < oh; y++) out[y * ow + x] = sign * maxima[y];
   }
   return { data: out, width: ow, height: oh };
 }
