@@ -35,6 +35,20 @@ def chromium(playwright):
         pytest.skip(str(error))
 
 
+def require_current(what: str, changed: list[str], refresh: str) -> None:
+    """Pass when nothing `what` was made from has `changed`. Where a changed file differs from the last commit (a
+    user's own retrain) the test is skipped with the command that refreshes `what`; where every changed file is
+    as committed, `what` was committed stale, and the test fails."""
+    from compact_mnist.stamps import committed
+
+    if not changed:
+        return
+    message = f"{what} was made from an earlier {', '.join(changed)}; {refresh} refreshes it"
+    if all(committed(path) for path in changed):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--checkpoint", type=Path, default=None,

@@ -15,7 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from checkpoint import add_model_arguments, load_model, write_atomic
+from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.stamps import stamp
 from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from errors import run_cli
 from flags import ArgumentParser
@@ -93,13 +94,16 @@ def main(argv: list[str] | None = None) -> int:
 
     wrong = (predicted != labels).nonzero().squeeze(1)
     wrong = wrong[confidence[wrong].argsort(descending=True)][:60]  # the most confident mistakes first
-    results = dict(checkpoint=str(args.checkpoint), test_accuracy=accuracy, per_class=classes,
-                   confusion_matrix=matrix.tolist(), misclassified=len(labels) - correct)  # fmt: skip
+    results = dict(checkpoint=str(args.checkpoint), checkpoint_sha256=fingerprint(args.checkpoint),
+                   test_accuracy=accuracy, per_class=classes, confusion_matrix=matrix.tolist(),
+                   misclassified=len(labels) - correct)  # fmt: skip
     write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out / "evaluation.json")
     write_atomic((matrix_text(matrix) + "\n").encode(), args.out / "confusion_matrix.txt")
     confusion_matrix(matrix, args.out / "confusion_matrix.png")
     misclassified_grid(raw_images[wrong], labels[wrong].tolist(), predicted[wrong].tolist(),
                        confidence[wrong].tolist(), args.out / "misclassified.png")  # fmt: skip
+    for picture in ("confusion_matrix.png", "misclassified.png"):
+        stamp(args.out / picture, [args.checkpoint], "python evaluate.py")
     print(f"\nwrote evaluation.json, confusion_matrix.txt, confusion_matrix.png, misclassified.png to {args.out}/")
     return 0
 

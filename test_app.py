@@ -17,6 +17,7 @@ from PIL import Image
 import app
 from checkpoint import load_model
 from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
+from compact_mnist.stamps import stamp
 from conftest import chromium, free_port
 
 ROOT = Path(__file__).resolve().parent
@@ -171,7 +172,9 @@ def test_a_digit_drawn_with_the_mouse_in_chromium_is_read(server, tmp_path):
             prediction = page.locator("#prediction")
             prediction.get_by_text("%").first.wait_for(timeout=15_000)
             guesses = prediction.inner_text().split()
-            page.screenshot(path=os.environ.get("DEMO_SCREENSHOT") or str(tmp_path / "demo.png"))
+            shot = Path(os.environ.get("DEMO_SCREENSHOT") or tmp_path / "demo.png")
+            page.screenshot(path=str(shot))
+            stamp(shot, [MODEL_PATH], "DEMO_SCREENSHOT=reports/demo.png pytest test_app.py -k chromium")
         finally:
             browser.close()
     assert guesses[guesses.index("reads") + 1] == "3", guesses

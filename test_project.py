@@ -1,4 +1,5 @@
-"""The project's own hygiene: the GitHub workflows are valid, the code is linted and formatted."""
+"""The project's own hygiene: the GitHub workflows are valid, the code is linted and formatted, and every committed
+picture still shows what it was made from."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from compact_mnist import stamps
+from conftest import require_current
 
 ROOT = Path(__file__).resolve().parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
@@ -98,3 +102,14 @@ def test_the_model_card_has_the_yaml_header_the_hugging_face_hub_reads():
     results = header["model-index"][0]["results"][0]
     assert results["dataset"]["split"] == "test" and all(m["type"] == "accuracy" for m in results["metrics"])
     assert "# Model card" in text[text.index("\n---\n", 4) :], "the card's own text follows the header"
+
+
+PICTURES = sorted([*(ROOT / "reports").glob("*.png"), ROOT / "models" / "training_curves.png"])
+
+
+@pytest.mark.parametrize("picture", PICTURES, ids=lambda path: path.name)
+def test_every_committed_picture_records_what_it_shows_and_still_shows_it(picture):
+    recorded = stamps.read(picture)
+    assert recorded, f"{picture.name} has no stamp of the files it was made from"
+    made_from, made_by = recorded
+    require_current(stamps.name(picture), stamps.stale(made_from), made_by)

@@ -21,6 +21,7 @@ import export
 import predict
 from checkpoint import fingerprint, load_checkpoint, load_model
 from compact_mnist.drawings import HARD_CASES, hard_case
+from conftest import require_current
 from data import normalize, read_split, split_indices
 from errors import UserError, run_cli
 from model import Net, count_parameters, layer_table
@@ -159,11 +160,11 @@ def test_export_writes_onnx_that_matches_pytorch(tmp_path, data_dir, mnist, mode
 
 
 def committed_export(name: str) -> bytes:
-    """A committed ONNX file, or a skip where models/mnist_model.pth was retrained after it was exported (as the
-    README's `python train.py` does): that is a stale export, not a broken one."""
+    """A committed ONNX file, current with models/mnist_model.pth (skipped after a user's retrain, as the README's
+    `python train.py` does: a stale export, not a broken one)."""
     onnx_bytes = (ROOT / "models" / name).read_bytes()
-    if export.exported_from(onnx_bytes) != fingerprint(MODEL_PATH):
-        pytest.skip(f"models/mnist_model.pth was retrained after models/{name}; python export.py --int8 refreshes it")
+    changed = [] if export.exported_from(onnx_bytes) == fingerprint(MODEL_PATH) else ["models/mnist_model.pth"]
+    require_current(f"models/{name}", changed, "python export.py --int8")
     return onnx_bytes
 
 
@@ -235,10 +236,8 @@ def test_the_pretrained_hub_model_scores_the_committed_accuracy(mnist):
 def committed_hub_files() -> Path:
     """models/, holding the Hugging Face Hub's files of the committed checkpoint, or a skip after a retrain."""
     config = json.loads((ROOT / "models" / "config.json").read_text())
-    if config["checkpoint_sha256"] != fingerprint(MODEL_PATH):
-        pytest.skip(
-            "models/mnist_model.pth was retrained after models/model.safetensors; python export.py refreshes it"
-        )
+    changed = [] if config["checkpoint_sha256"] == fingerprint(MODEL_PATH) else ["models/mnist_model.pth"]
+    require_current("models/model.safetensors", changed, "python export.py")
     return ROOT / "models"
 
 
@@ -346,8 +345,8 @@ def test_seed_report_compares_two_entries_on_the_seeds_they_share():
 
 def test_readme_tables_match_the_committed_results():
     described = re.search(r"<!-- models/mnist_model.pth sha256 (\w+) -->", (ROOT / "README.md").read_text("utf-8"))
-    if described and described.group(1) != fingerprint(MODEL_PATH):
-        pytest.skip("models/mnist_model.pth was retrained; python scripts/render_readme.py refreshes README.md")
+    changed = [] if described and described.group(1) == fingerprint(MODEL_PATH) else ["models/mnist_model.pth"]
+    require_current("README.md", changed, "python scripts/render_readme.py")
     result = run_script("scripts/render_readme.py", "--check")
     assert result.returncode == 0, result.stdout
 

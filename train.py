@@ -27,6 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
 from checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
+from compact_mnist.stamps import stamp
 from data import (
     VAL_SIZE,
     add_data_dir_argument,
@@ -389,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = json.dumps({"meta": meta, "history": history}, indent=2) + "\n"
     write_atomic(metrics.encode(), args.out_dir / "metrics.json")
     training_curves(history, args.out_dir / "training_curves.png")
+    stamp(args.out_dir / "training_curves.png", [args.out_dir / "metrics.json"], "python train.py")
     print(
         f"saved {model_path}: {params:,} parameters, val {percent(final['val_acc']).strip()}, "
         f"test {final['test_acc']:.2f}%, {total_seconds:.0f} s in all"

@@ -36,6 +36,7 @@ import data  # noqa: E402
 from checkpoint import COMMITTED_MODEL, load_model, write_atomic  # noqa: E402
 from compact_mnist import webpage  # noqa: E402
 from compact_mnist.drawings import TEMPLATES, browser_pictures, validation_sample, write  # noqa: E402
+from compact_mnist.stamps import stamp  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
 from evaluate import predict  # noqa: E402
 from flags import ArgumentParser, positive_int  # noqa: E402
@@ -175,6 +176,7 @@ def screenshot(browser, url: str, path: Path) -> None:
     webpage.draw(page, 3)
     page.screenshot(path=str(path))
     page.close()
+    stamp(path, [MODEL_INT8], "python benchmarks/bench_web.py --screenshot reports/web.png")
 
 
 def markdown(results: dict) -> str:

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from checkpoint import write_atomic  # noqa: E402
+from compact_mnist.stamps import stamp  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
 from flags import ArgumentParser  # noqa: E402
 
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from plots import frontier  # matplotlib: only once there is something to draw
 
     frontier(rows, args.out.with_suffix(".png"))
+    stamp(args.out.with_suffix(".png"), [args.seeds_report], "python scripts/frontier.py")
     print(markdown(rows))
     return 0
 

@@ -36,6 +36,7 @@ from compact_mnist.drawings import (  # noqa: E402
     transparent,
     validation_sample,
 )  # fmt: skip
+from compact_mnist.stamps import stamp  # noqa: E402
 from data import MEAN, STD, add_data_dir_argument, resolve_data_dir  # noqa: E402
 from errors import run_cli  # noqa: E402
 from evaluate import predict  # noqa: E402
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             shown = np.asarray(predict_py.greyscale(loaded))
             panels.append((name, shown, (inputs * STD + MEAN).clamp(0, 1), reading))
     reading_examples(panels, args.out)
+    stamp(args.out, [args.checkpoint], "python scripts/reading_examples.py")
     print(f"wrote {args.out}")
     return 0
 

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from checkpoint import write_atomic  # noqa: E402
+from compact_mnist.stamps import stamp  # noqa: E402
 from errors import UserError, run_cli  # noqa: E402
 from flags import ArgumentParser, number, positive_int  # noqa: E402
 from model import Net, count_parameters  # noqa: E402
@@ -262,6 +263,7 @@ def pareto_report(study, out_dir: Path) -> Path:
     write_atomic(markdown(report).encode(), path.with_suffix(".md"))
     points = [(int(t.values[1]), t.values[0], t.values[2], t.number in front_numbers) for t in complete]
     pareto_front(points, f"study {study.study_name}: {len(complete)} complete trials", path.with_suffix(".png"))
+    stamp(path.with_suffix(".png"), [path], f"python scripts/search.py --study {study.study_name} --report")
     return path
 
 
