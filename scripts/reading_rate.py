@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import predict as predict_py  # noqa: E402
-from checkpoint import add_model_arguments, load_model, write_atomic  # noqa: E402
+from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic  # noqa: E402
+from compact_mnist import stamps  # noqa: E402
 from compact_mnist.drawings import (  # noqa: E402
     CANVAS,
     FONTS,
@@ -171,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{row[label]['refused']} refused", flush=True)  # fmt: skip
             results[name] = row
             shutil.rmtree(files[0][1].parent)  # a thousand large photos take gigabytes
-    report = dict(checkpoint=str(args.checkpoint), model=meta.get("model"), fonts=FONTS, against=args.against,
-                  against_at_most=args.against_at_most,
+    report = dict(checkpoint=stamps.name(args.checkpoint), checkpoint_sha256=fingerprint(args.checkpoint),
+                  model=meta.get("model"), fonts=FONTS, against=args.against, against_at_most=args.against_at_most,
                   seed=args.seed, mnist_sample=dict(split="validation", count=args.mnist), rows=results)  # fmt: skip
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
