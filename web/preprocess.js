@@ -41,9 +41,10 @@ export function shapeProblem(width, height) {
 
 // Selection and medians
 
-/** The k-th smallest (0-based) of a copy of `values`: quickselect, for medians of a million pixels. */
-function kthSmallest(values, k) {
-  const a = Float32Array.from(values);
+/** The k-th smallest (0-based) of `values`: quickselect, for medians of a million pixels. It reorders `values`
+ * unless `copy` (the default) asks for a copy to work on. */
+function kthSmallest(values, k, copy = true) {
+  const a = copy ? Float32Array.from(values) : values;
   let low = 0;
   let high = a.length - 1;
   while (low < high) {
@@ -68,9 +69,9 @@ function kthSmallest(values, k) {
   return a[k];
 }
 
-/** torch.median: the lower of the two middle values. */
-function median(values) {
-  return kthSmallest(values, (values.length - 1) >> 1);
+/** torch.median: the lower of the two middle values (of a copy, unless `copy` is false). */
+function median(values, copy = true) {
+  return kthSmallest(values, (values.length - 1) >> 1, copy);
 }
 
 // Pillow's resampling (Resample.c), ported exactly for 8-bit channels: two passes, coefficients in fixed point.
@@ -267,23 +268,20 @@ function abovePaper(edge) {
   return f32(m + f32(5 * median(edge.map((v) => Math.abs(f32(v - m))))));
 }
 
-/** A 3x3 mean with replicated borders (avg_pool2d of a replicate-padded picture). */
+/** A 3x3 mean with replicated borders (avg_pool2d of a replicate-padded picture): sums of three along each row,
+ * then of three of those down each column. */
 function mean3x3({ data, width, height }) {
-  const out = new Float32Array(width * height);
-  const clamped = (n, size) => Int32Array.from({ length: n + 2 }, (_, i) => Math.min(size - 1, Math.max(0, i - 1)));
-  const xs = clamped(width, width);
-  const ys = clamped(height, height);
+  const across = new Float64Array(width * height);
   for (let y = 0; y < height; y++) {
-    const r0 = ys[y] * width;
-    const r1 = ys[y + 1] * width;
-    const r2 = ys[y + 2] * width;
+    const row = y * width;
     for (let x = 0; x < width; x++) {
-      const [a, b, c] = [xs[x], xs[x + 1], xs[x + 2]];
-      const sum =
-        data[r0 + a] + data[r0 + b] + data[r0 + c] + data[r1 + a] + data[r1 + b] + data[r1 + c] +
-        data[r2 + a] + data[r2 + b] + data[r2 + c];
-      out[y * width + x] = sum / 9;
+      across[row + x] = data[row + Math.max(0, x - 1)] + data[row + x] + data[row + Math.min(width - 1, x + 1)];
     }
+  }
+  const out = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const [up, row, down] = [Math.max(0, y - 1) * width, y * width, Math.min(height - 1, y + 1) * width];
+    for (let x = 0; x < width; x++) out[row + x] = (across[up + x] + across[row + x] + across[down + x]) / 9;
   }
   return out;
 }
@@ -292,7 +290,7 @@ function noiseLevel(pixels) {
   const smooth = mean3x3(pixels);
   const deviation = new Float32Array(smooth.length);
   for (let i = 0; i < smooth.length; i++) deviation[i] = Math.abs(pixels.data[i] - smooth[i]);
-  return 1.4826 * median(deviation);
+  return 1.4826 * median(deviation, false);
 }
 
 /** paper_level: the paper's brightness under each pixel, from the medians of 16 blocks a side. */
@@ -309,7 +307,7 @@ function paperLevel({ data, width, height }) {
         const row = Math.min(y, height - 1) * width;
         for (let x = c * block; x < (c + 1) * block; x++) values[n++] = data[row + Math.min(x, width - 1)];
       }
-      medians[r * columns + c] = median(values);
+      medians[r * columns + c] = median(values, false);
     }
   }
   const darkest = new Float32Array(rows * columns);
@@ -359,7 +357,7 @@ function removeLines(data, count, length, lineStep, step) {
   const ruled = new Uint8Array(count + 1); // one more, never ruled, ends the last run
   for (let i = 0; i < count; i++) {
     for (let j = 0; j < length; j++) line[j] = data[i * lineStep + j * step];
-    const level = kthSmallest(line, k - 1);
+    const level = kthSmallest(line, k - 1, false);
     if (!(level > f32(INK_FLOOR))) continue;
     ruled[i] = 1;
     for (let j = 0; j < length; j++) {
@@ -622,7 +620,8 @@ export function mnistDigit(ink) {
   const scale = 20 / Math.max(digit.width, digit.height);
   const width = Math.max(1, pyRound(digit.width * scale));
   const height = Math.max(1, pyRound(digit.height * scale));
-  const bytes = Uint8ClampedArray.from(digit.data, (v) => Math.trunc(f32(v * 255)));
+  const bytes = new Uint8ClampedArray(digit.data.length); // (ink * 255).byte(): truncated
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.trunc(f32(digit.data[i] * 255));
   const small = Float32Array.from(resize8(bytes, digit.width, digit.height, 1, width, height, "lanczos"), (v) =>
     f32(v / 255),
   );
