@@ -208,6 +208,30 @@ def reading_summary() -> str:
     )
 
 
+def web() -> str:
+    """The browser page's figures in a few lines (benchmarks/web.json); the whole table is benchmarks/web.md."""
+    report = json.loads((ROOT / "benchmarks" / "web.json").read_text(encoding="utf-8"))
+    visit, kinds, digits = report["first_visit"], report["parity"], report["test_digits"]
+    largest, size = max(visit["files"].items(), key=lambda item: item[1])
+    drawn = kinds["drawn"]
+    pictures = sum(row["pictures"] for row in kinds.values())
+    same = sum(row["pictures"] * row["same_digit"] / 100 for row in kinds.values())
+    worst = min(kinds, key=lambda kind: kinds[kind]["same_digit"])
+    return (
+        f"Measured in headless Chromium on this 2-core machine ([benchmarks/web.md](benchmarks/web.md), "
+        f"`python benchmarks/bench_web.py`): a first visit transfers {visit['bytes'] / 1e6:.1f} MB "
+        f"({largest}, onnxruntime's WebAssembly, is {size / 1e6:.1f} MB of it), and the first prediction comes "
+        f"{visit['first_prediction_ms'] / 1000:.1f} s after navigation. A drawn digit takes "
+        f"{drawn['preprocess_ms']['median']:.0f} ms to preprocess (95th percentile "
+        f"{drawn['preprocess_ms']['p95']:.0f} ms) and {drawn['inference_ms']['median']:.1f} ms to read "
+        f"({drawn['inference_ms']['p95']:.1f} ms). On {pictures:,} pictures the page reads the same digit as "
+        f"predict.py on {same / pictures:.2%} (lowest: *{worst}*, {kinds[worst]['same_digit']:.1f}%); drawn digits "
+        f"{drawn['page_reads']:.1f}% against predict.py's {drawn['predict_py_reads']:.1f}%, typed "
+        f"{kinds['typed']['page_reads']:.1f}% against {kinds['typed']['predict_py_reads']:.1f}%. The 10,000 test "
+        f"digits through its inference alone: {digits['page_accuracy']:.2f}%."
+    )
+
+
 def written_by_a_script(path: str):
     """A section that is a markdown file a script wrote (benchmark, search, reading-rate reports)."""
     return lambda: (ROOT / path).read_text(encoding="utf-8").strip()
@@ -223,8 +247,9 @@ SECTIONS = {
     "confusions": confusions, "curves": curves, "presets": presets,
     "frontier": written_by_a_script("reports/frontier.md"),
     "onnx": written_by_a_script("benchmarks/onnx.md"),
-    "demo": written_by_a_script("benchmarks/demo.md"),
+    "demo": written_by_a_script("benchmarks/demo.md"), "web": web,
     "margin": written_by_a_script("reports/margin-screen.md"),
+    "ablation": written_by_a_script("reports/ablation.md"),
 }  # fmt: skip
 
 
