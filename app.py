@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from checkpoint import COMMITTED_MODEL, load_model
-from data import MEAN, STD
-from errors import UserError, run_cli
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
+from compact_mnist.data import MEAN, STD
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, number
 from evaluate import predict
-from flags import ArgumentParser, number
 from predict import ink_of, load_image, mnist_digit, number_inputs, several_digits
 
 BLANK = "Draw a digit on the canvas: it is read as soon as you lift the mouse."

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from checkpoint import COMMITTED_MODEL
-from data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
-from errors import UserError
+from compact_mnist.checkpoint import COMMITTED_MODEL
+from compact_mnist.data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
+from compact_mnist.errors import UserError
 
 
 def free_port() -> int:

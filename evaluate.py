@@ -15,11 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
+from compact_mnist.errors import run_cli
+from compact_mnist.flags import ArgumentParser
 from compact_mnist.stamps import stamp
-from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
-from errors import run_cli
-from flags import ArgumentParser
 
 
 @torch.inference_mode()
@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         help="folder for the report files (default: reports/, replacing the committed reports)",
     )
     args = parser.parse_args(argv)
-    from plots import confusion_matrix, misclassified_grid  # matplotlib: only once there is something to draw
+    from compact_mnist.plots import (  # matplotlib: only once there is something to draw
+        confusion_matrix,
+        misclassified_grid,
+    )
 
     model, meta = load_model(args.checkpoint, args.model)
     raw_images, labels = load_test_split(resolve_data_dir(args.data_dir))

@@ -29,11 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
-from data import add_data_dir_argument, load_test_split, normalize, read_split, resolve_data_dir, split_indices
-from errors import UserError, run_cli
+from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.data import (
+    add_data_dir_argument,
+    load_test_split,
+    normalize,
+    read_split,
+    resolve_data_dir,
+    split_indices,
+)
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_float
 from evaluate import predict
-from flags import ArgumentParser, positive_float
 
 CALIBRATION_IMAGES = 1_000  # training images that set the int8 activations' ranges
 INT8_MAX_DROP = 0.1  # accuracy points on the test set that quantization may cost

@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 from scipy import ndimage
 
-from checkpoint import add_model_arguments, load_model
-from data import MEAN, STD
-from errors import UserError, run_cli
+from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.data import MEAN, STD
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser
 from evaluate import predict
-from flags import ArgumentParser
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Every picture is brought to at most this many pixels a side before its ink is measured, so the time and

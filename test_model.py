@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from checkpoint import COMMITTED_MODEL, load_checkpoint, load_model
-from data import ELASTIC_GRID, augment, elastic_field, load_mnist, warp
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_checkpoint, load_model
+from compact_mnist.data import ELASTIC_GRID, augment, elastic_field, load_mnist, warp
 from evaluate import evaluate
 from model import PRESETS, Net, count_parameters, layer_table
 from train import build_model, make_optimizer, parse_args

@@ -26,9 +26,8 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
-from checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
-from compact_mnist.stamps import stamp
-from data import (
+from compact_mnist.checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
+from compact_mnist.data import (
     VAL_SIZE,
     add_data_dir_argument,
     augment,
@@ -37,9 +36,19 @@ from data import (
     resolve_data_dir,
     shuffled_batches,
 )
-from errors import UserError, run_cli
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import (
+    ArgumentParser,
+    check_fits,
+    fraction,
+    model_spec,
+    number,
+    positive_float,
+    positive_int,
+    seed,
+)
+from compact_mnist.stamps import stamp
 from evaluate import evaluate
-from flags import ArgumentParser, check_fits, fraction, model_spec, number, positive_float, positive_int, seed
 from model import HEADS, PRESETS, Net, count_parameters, parse_spec
 
 # Where a preset trains best with other values than the flags' defaults (chosen on validation: docs/experiments.md).
@@ -304,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     import torchvision
     from torchsummary import summary
 
-    from plots import training_curves
+    from compact_mnist.plots import training_curves
 
     # torchsummary runs a forward pass in train mode on random input: show a throwaway copy.
     summary(Net(args.model, args.dropout, args.batchnorm, args.head), (1, 28, 28), device="cpu")

@@ -29,16 +29,15 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from app import CONCURRENCY
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.drawings import TEMPLATES, draw, place
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from conftest import free_port
+from train import machine_name
 
-from app import CONCURRENCY  # noqa: E402
-from checkpoint import write_atomic  # noqa: E402
-from compact_mnist.drawings import TEMPLATES, draw, place  # noqa: E402
-from conftest import free_port  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from train import machine_name  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 JUNK_EVERY = 10  # every tenth request sends a file that is not an image
 
@@ -134,7 +133,7 @@ def handler_cpu_ms(files: list[tuple[str, Path]], junk: Path) -> float:
     """CPU time per request of the demo's own work (loader, preprocessing and model), in this process on one
     thread as the server runs it: what is left of the server's CPU time per request is Gradio's."""
     import app
-    from checkpoint import load_model
+    from compact_mnist.checkpoint import load_model
 
     torch.set_num_threads(1)
     reader = app.Reader(*load_model(ROOT / "models" / "mnist_model.pth"))

@@ -15,23 +15,21 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import onnxruntime
+import torch
+
+from compact_mnist.checkpoint import load_model, write_atomic
+from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from evaluate import predict
+from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8
+from train import machine_name
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import onnxruntime  # noqa: E402
-import torch  # noqa: E402
-
-from checkpoint import load_model, write_atomic  # noqa: E402
-from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from train import machine_name  # noqa: E402
 
 
 def onnx_runner(onnx_bytes: bytes):

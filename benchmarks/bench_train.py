@@ -27,16 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch
+import torchvision
+from torch.utils.data import DataLoader
+from torchvision import transforms
 
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from torchvision import transforms  # noqa: E402
-
-from checkpoint import write_atomic  # noqa: E402
-from data import (  # noqa: E402
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.data import (
     MEAN,
     STD,
     MnistTensors,
@@ -46,10 +43,10 @@ from data import (  # noqa: E402
     resolve_data_dir,
     shuffled_batches,
 )
-from errors import run_cli  # noqa: E402
-from flags import ArgumentParser, model_spec, positive_int  # noqa: E402
-from model import Net, count_parameters, layer_table, parse_spec  # noqa: E402
-from train import (  # noqa: E402
+from compact_mnist.errors import run_cli
+from compact_mnist.flags import ArgumentParser, model_spec, positive_int
+from model import Net, count_parameters, layer_table, parse_spec
+from train import (
     build_model,
     machine_name,
     make_optimizer,
@@ -58,6 +55,8 @@ from train import (  # noqa: E402
     train_step,
     weight_average,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EPOCH_IMAGES = 55_000
 

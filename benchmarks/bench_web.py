@@ -22,25 +22,22 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist import data, webpage
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_model, write_atomic
+from compact_mnist.drawings import TEMPLATES, browser_pictures, validation_sample, write
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from compact_mnist.stamps import stamp
+from evaluate import predict
+from train import machine_name
 
-import data  # noqa: E402
-from checkpoint import COMMITTED_MODEL, load_model, write_atomic  # noqa: E402
-from compact_mnist import webpage  # noqa: E402
-from compact_mnist.drawings import TEMPLATES, browser_pictures, validation_sample, write  # noqa: E402
-from compact_mnist.stamps import stamp  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from train import machine_name  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MODEL_INT8 = ROOT / "models" / "mnist_model.int8.onnx"
 # A digit drawn on the canvas with the page's own pen, the moment its model is ready: the first prediction.

@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from errors import UserError
-from flags import model_spec
+from compact_mnist.errors import UserError
+from compact_mnist.flags import model_spec
 from model import Net
 
 # The committed model, found from the project wherever the command is run from.
-COMMITTED_MODEL = Path(__file__).resolve().parent / "models" / "mnist_model.pth"
+COMMITTED_MODEL = Path(__file__).resolve().parent.parent / "models" / "mnist_model.pth"
 
 
 def current_umask() -> int:

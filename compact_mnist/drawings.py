@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from data import ensure_downloaded, read_split, split_indices
+from compact_mnist.data import ensure_downloaded, read_split, split_indices
 
 CANVAS = 420  # the demo's canvas size
 FONTS = [

@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 import torch
 
-from checkpoint import write_atomic
+from compact_mnist.checkpoint import write_atomic
 
 
 def _save(figure: plt.Figure, path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
-from checkpoint import fingerprint, write_atomic
+from compact_mnist.checkpoint import fingerprint, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser
+from compact_mnist.stamps import stamp
 
-from checkpoint import write_atomic  # noqa: E402
-from compact_mnist.stamps import stamp  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PRESETS = ("micro", "tiny", "small", "default")
 
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     report = dict(points=rows)
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(rows).encode(), args.out.with_suffix(".md"))
-    from plots import frontier  # matplotlib: only once there is something to draw
+    from compact_mnist.plots import frontier  # matplotlib: only once there is something to draw
 
     frontier(rows, args.out.with_suffix(".png"))
     stamp(args.out.with_suffix(".png"), [args.seeds_report], "python scripts/frontier.py")

@@ -11,20 +11,17 @@ digits that touch (read with --number), a word written beside a digit, ruled pap
 from __future__ import annotations
 
 import random
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
-
-import predict as predict_py  # noqa: E402
-from checkpoint import add_model_arguments, load_model  # noqa: E402
-from compact_mnist.drawings import (  # noqa: E402
+import predict as predict_py
+from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.data import MEAN, STD, add_data_dir_argument, resolve_data_dir
+from compact_mnist.drawings import (
     as_image,
     large_photo,
     magnified,
@@ -36,12 +33,13 @@ from compact_mnist.drawings import (  # noqa: E402
     transparent,
     validation_sample,
 )  # fmt: skip
-from compact_mnist.stamps import stamp  # noqa: E402
-from data import MEAN, STD, add_data_dir_argument, resolve_data_dir  # noqa: E402
-from errors import run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from flags import ArgumentParser  # noqa: E402
-from plots import reading_examples  # noqa: E402
+from compact_mnist.errors import run_cli
+from compact_mnist.flags import ArgumentParser
+from compact_mnist.plots import reading_examples
+from compact_mnist.stamps import stamp
+from evaluate import predict
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def failures(images: torch.Tensor, rng: random.Random) -> dict[str, tuple[Image.Image, bool]]:

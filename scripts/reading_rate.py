@@ -29,6 +29,7 @@ fonts that matplotlib ships, so every machine has them, at two sizes).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import shutil
@@ -37,15 +38,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
-
-import predict as predict_py  # noqa: E402
-from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic  # noqa: E402
-from compact_mnist import stamps  # noqa: E402
-from compact_mnist.drawings import (  # noqa: E402
+import predict as predict_py
+from compact_mnist import stamps
+from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.data import add_data_dir_argument, normalize, resolve_data_dir
+from compact_mnist.drawings import (
     CANVAS,
     FONTS,
     PNG,
@@ -57,10 +56,14 @@ from compact_mnist.drawings import (  # noqa: E402
     validation_sample,
     write,
 )
-from data import add_data_dir_argument, normalize, resolve_data_dir  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from evaluate import predict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+MOVED_MODULES = ("checkpoint", "data", "errors", "flags", "plots")  # top-level modules until they moved
 
 
 def preprocessing_at(revision: str):
@@ -70,12 +73,19 @@ def preprocessing_at(revision: str):
                                 check=True).stdout  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         raise UserError(f"--against {revision}: no predict.py at that revision of this git checkout") from None
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"predict_{revision}.py"
-        path.write_text(source)
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    # Revisions from before the internals moved into compact_mnist import them by their old top-level names.
+    aliases = [name for name in MOVED_MODULES if name not in sys.modules]
+    sys.modules.update({name: importlib.import_module(f"compact_mnist.{name}") for name in aliases})
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"predict_{revision}.py"
+            path.write_text(source)
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+    finally:
+        for name in aliases:
+            del sys.modules[name]
     return module
 
 

@@ -15,13 +15,12 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist.checkpoint import fingerprint
+from compact_mnist.flags import ArgumentParser
+from model import PRESETS, Net, count_parameters, describe, layer_table
+from train import parse_args
 
-from checkpoint import fingerprint  # noqa: E402
-from flags import ArgumentParser  # noqa: E402
-from model import PRESETS, Net, count_parameters, describe, layer_table  # noqa: E402
-from train import parse_args  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TARGET = 99.40

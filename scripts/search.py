@@ -31,15 +31,14 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, number, positive_int
+from compact_mnist.stamps import stamp
+from model import Net, count_parameters
+from scripts.launch import RunFailed, RunStopped, train_run
 
-from checkpoint import write_atomic  # noqa: E402
-from compact_mnist.stamps import stamp  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser, number, positive_int  # noqa: E402
-from model import Net, count_parameters  # noqa: E402
-from scripts.launch import RunFailed, RunStopped, train_run  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # validation accuracy, parameters, seconds per epoch
 # Up to three stages split by 2x2 max-pools: (most convolutions, narrowest width, widest width).
@@ -231,7 +230,7 @@ def pareto_report(study, out_dir: Path) -> Path:
     """Write the study's Pareto front as JSON, markdown and a picture; return the JSON path."""
     import optuna
 
-    from plots import pareto_front
+    from compact_mnist.plots import pareto_front
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     front_numbers = {trial.number for trial in study.best_trials}

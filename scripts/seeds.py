@@ -21,20 +21,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from compact_mnist.flags import seed as seed_value
+from model import PRESETS, parse_spec
+from scripts.launch import RunFailed, finished_run, train_run
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-from checkpoint import write_atomic  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from flags import seed as seed_value  # noqa: E402
-from model import PRESETS, parse_spec  # noqa: E402
-from scripts.launch import RunFailed, finished_run, train_run  # noqa: E402
 
 TARGET = 99.40
 

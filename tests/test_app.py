@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 import app
-from checkpoint import load_model
+from compact_mnist.checkpoint import load_model
 from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
 from compact_mnist.stamps import stamp
 from conftest import chromium, free_port
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 
 

@@ -22,10 +22,10 @@ import evaluate
 import export
 import predict
 import train
-from errors import run_cli
+from compact_mnist.errors import run_cli
 from scripts import search, seeds
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 SPECS = ["default", "tiny", "4", "4,M,6", "4d,6s", "8,M,M,M,M,8", "8,M,M,M,M,M,8", "8d,8d,8d,8d,8d,8d", "0", "8,X", "",
          "M", "99999,99999"]  # fmt: skip

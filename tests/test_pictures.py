@@ -12,10 +12,10 @@ import torch
 from PIL import Image, ImageDraw
 
 import predict
-from checkpoint import load_model
+from compact_mnist.checkpoint import load_model
 from compact_mnist.drawings import TEMPLATES, draw, place, sideways
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 
 

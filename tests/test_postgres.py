@@ -24,7 +24,7 @@ import pytest
 
 from conftest import free_port
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-" + secrets.token_hex(8)
 TINY = ["--", "--epochs", "1", "--train-limit", "1000", "--device", "cpu"]
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="the test server runs on POSIX")]

@@ -14,7 +14,7 @@ import pytest
 from compact_mnist import stamps
 from conftest import require_current
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
 BIN = Path(sys.executable).parent
 

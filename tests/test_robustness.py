@@ -22,11 +22,11 @@ import evaluate
 import export
 import predict
 import train
-from checkpoint import load_checkpoint, write_atomic
-from data import read_split
-from errors import UserError, run_cli
+from compact_mnist.checkpoint import load_checkpoint, write_atomic
+from compact_mnist.data import read_split
+from compact_mnist.errors import UserError, run_cli
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 QUICK = ["--train-limit", "4000", "--batch-size", "128", "--device", "cpu", "--deterministic"]
 

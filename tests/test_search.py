@@ -12,10 +12,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from errors import run_cli
+from compact_mnist.errors import run_cli
 from scripts import search
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--", "--epochs", "1", "--train-limit", "1000", "--device", "cpu"]
 
 

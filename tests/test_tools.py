@@ -19,14 +19,14 @@ from PIL import Image
 import evaluate
 import export
 import predict
-from checkpoint import fingerprint, load_checkpoint, load_model
+from compact_mnist.checkpoint import fingerprint, load_checkpoint, load_model
+from compact_mnist.data import normalize, read_split, split_indices
 from compact_mnist.drawings import HARD_CASES, hard_case
+from compact_mnist.errors import UserError, run_cli
 from conftest import require_current
-from data import normalize, read_split, split_indices
-from errors import UserError, run_cli
 from model import Net, count_parameters, layer_table
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 
 
@@ -331,7 +331,7 @@ def test_seed_report_compares_averaged_and_raw_weights_seed_by_seed():
 
 
 def test_seed_report_compares_two_entries_on_the_seeds_they_share():
-    from errors import UserError
+    from compact_mnist.errors import UserError
     from scripts.seeds import compare
 
     baseline = dict(runs=[dict(seed=0, val_acc=99.4), dict(seed=1, val_acc=99.5), dict(seed=2, val_acc=99.0)])

@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import data
 import predict
-from compact_mnist import webpage
+from compact_mnist import data, webpage
 from compact_mnist.drawings import FONTS, browser_pictures, typed, validation_sample, write
 from conftest import chromium
 
