@@ -159,15 +159,15 @@ def like_the_page(onnx_path: Path):
 def python_readings(paths: list[Path], onnx_path: Path) -> list[dict]:
     """Each file as Python reads it: predict.py's loader and preprocessing, then the same int8 model in
     onnxruntime as the page runs it. {digit, input (784 floats)}, or {error}."""
-    import predict
+    from compact_mnist import preprocess
 
     session = like_the_page(onnx_path)
     readings = []
     for path in paths:
         try:
-            image, _ = predict.load_image(path)
-            digit = predict.to_mnist(image).numpy()
-        except (ValueError, predict.UserError) as error:
+            image, _ = preprocess.load_image(path)
+            digit = preprocess.to_mnist(image).numpy()
+        except (ValueError, preprocess.UserError) as error:
             readings.append(dict(error=str(error)))
             continue
         log_probs = session.run(None, {"images": digit[None]})[0][0]

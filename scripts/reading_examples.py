@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-import predict as predict_py
+from compact_mnist import preprocess
 from compact_mnist.checkpoint import add_model_arguments, load_model
 from compact_mnist.data import MEAN, STD, add_data_dir_argument, resolve_data_dir
 from compact_mnist.drawings import (
@@ -87,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         for index, (name, (picture, kind, number)) in enumerate(kinds.items()):
             path = Path(folder) / f"{index}.{kind.lower()}"
             picture.save(path, format=kind, exif=picture.info.get("exif", b""))
-            loaded, _ = predict_py.load_image(path)
-            ink = predict_py.ink_of(loaded)
-            inputs = predict_py.number_inputs(ink) if number else predict_py.mnist_digit(ink)[None]
+            loaded, _ = preprocess.load_image(path)
+            ink = preprocess.ink_of(loaded)
+            inputs = preprocess.number_inputs(ink) if number else preprocess.mnist_digit(ink)[None]
             confidence, digits = predict(model, inputs).exp().max(1)
             reading = "".join(map(str, digits.tolist())) + f" ({confidence.min().item():.0%})"
-            shown = np.asarray(predict_py.greyscale(loaded))
+            shown = np.asarray(preprocess.greyscale(loaded))
             panels.append((name, shown, (inputs * STD + MEAN).clamp(0, 1), reading))
     reading_examples(panels, args.out)
     stamp(args.out, [args.checkpoint], "python scripts/reading_examples.py")

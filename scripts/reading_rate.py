@@ -40,8 +40,7 @@ from pathlib import Path
 
 import torch
 
-import predict as predict_py
-from compact_mnist import stamps
+from compact_mnist import preprocess, stamps
 from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
 from compact_mnist.data import add_data_dir_argument, normalize, resolve_data_dir
 from compact_mnist.drawings import (
@@ -67,12 +66,18 @@ MOVED_MODULES = ("checkpoint", "data", "errors", "flags", "plots")  # top-level 
 
 
 def preprocessing_at(revision: str):
-    """predict.py as it was at a git revision (its loader and preprocessing), to compare them on the same rows."""
-    try:
-        source = subprocess.run(["git", "show", f"{revision}:predict.py"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        raise UserError(f"--against {revision}: no predict.py at that revision of this git checkout") from None
+    """The loader and preprocessing as they were at a git revision (compact_mnist/preprocess.py, or before that
+    predict.py), to compare them on the same rows."""
+    source = None
+    for path in ("compact_mnist/preprocess.py", "predict.py"):  # where the preprocessing lived, newest first
+        try:
+            source = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True,
+                                    check=True).stdout  # fmt: skip
+            break
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    if source is None:
+        raise UserError(f"--against {revision}: no preprocessing at that revision of this git checkout") from None
     # Revisions from before the internals moved into compact_mnist import them by their old top-level names.
     aliases = [name for name in MOVED_MODULES if name not in sys.modules]
     sys.modules.update({name: importlib.import_module(f"compact_mnist.{name}") for name in aliases})
@@ -126,7 +131,7 @@ def controls(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """Whether each validation digit is read right as a plain file (the control of every file row)."""
     files = write([(str(label), plain_file(image), PNG) for label, image in zip(labels.tolist(), images, strict=True)],
                   folder)  # fmt: skip
-    inputs = torch.cat([read_file(predict_py, path, False)[0] for _, path, _ in files])
+    inputs = torch.cat([read_file(preprocess, path, False)[0] for _, path, _ in files])
     return predict(model, inputs).argmax(1) == labels
 
 
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     model, meta = load_model(args.checkpoint, args.model)
-    paths = {"now": predict_py} | {revision: preprocessing_at(revision) for revision in args.against}
+    paths = {"now": preprocess} | {revision: preprocessing_at(revision) for revision in args.against}
     images, labels = validation_sample(resolve_data_dir(args.data_dir), args.mnist)
     as_they_are = (predict(model, normalize(images)).argmax(1) == labels).tolist()
     rows = mnist_rows(images, labels, args.seed) | {

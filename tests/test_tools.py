@@ -19,6 +19,7 @@ from PIL import Image
 import evaluate
 import export
 import predict
+from compact_mnist import preprocess
 from compact_mnist.checkpoint import fingerprint, load_checkpoint, load_model
 from compact_mnist.data import normalize, read_split, split_indices
 from compact_mnist.drawings import HARD_CASES, hard_case
@@ -67,7 +68,7 @@ def styled(digit: np.ndarray, style: str) -> Image.Image:
 def test_predict_reads_digits_in_every_style(tmp_path, data_dir, mnist, model, capsys):
     images, labels = read_split(data_dir, train=False)
     # Digits the model gets right with confidence in MNIST form, so the test measures the conversion.
-    confident = predict.predict(model, normalize(images[:40])).exp().max(1)
+    confident = evaluate.predict(model, normalize(images[:40])).exp().max(1)
     chosen = [i for i in range(40) if confident.indices[i] == labels[i] and confident.values[i] > 0.8][:8]
     expected = {}
     for i in chosen:
@@ -100,7 +101,7 @@ def test_predict_reports_each_bad_file_and_still_predicts_the_rest(tmp_path, dat
 
 @pytest.mark.parametrize("kind", HARD_CASES)
 def test_no_stroke_is_thinned_away_or_divided_by_zero(kind):
-    digit = predict.to_mnist(hard_case(kind))
+    digit = preprocess.to_mnist(hard_case(kind))
     assert digit.shape == (1, 28, 28) and torch.isfinite(digit).all()
     ink = digit * 0.3081 + 0.1307
     assert ink.max() > 0.5, "the stroke survived"
@@ -120,20 +121,20 @@ def test_thin_and_soft_ones_are_read_as_ones_without_error_lines(tmp_path, model
 def test_stroke_width_counts_the_border_as_an_edge_and_soft_edges_by_their_ink():
     bar = torch.zeros(100, 40)
     bar[10:90, 15:25] = 1  # 10 pixels wide
-    assert predict.stroke_width(bar) == pytest.approx(10, rel=0.15)
-    assert predict.stroke_width(torch.ones(80, 10)) == pytest.approx(10, rel=0.15), "a bar that fills its crop"
+    assert preprocess.stroke_width(bar) == pytest.approx(10, rel=0.15)
+    assert preprocess.stroke_width(torch.ones(80, 10)) == pytest.approx(10, rel=0.15), "a bar that fills its crop"
     soft = torch.nn.functional.avg_pool2d(bar[None, None], 5, stride=1, padding=2)[0, 0]
-    assert predict.stroke_width(soft / soft.max()) == pytest.approx(10, rel=0.15), "blurred, the same pen"
+    assert preprocess.stroke_width(soft / soft.max()) == pytest.approx(10, rel=0.15), "blurred, the same pen"
 
 
 def test_stroke_width_band_is_mnists_own(data_dir):
     images, _ = read_split(data_dir, train=True)
     widths = []
     for image in images[split_indices(len(images))[1][:2000]]:
-        ink = predict.crop(image.float() / 255)
-        widths.append(predict.stroke_width(ink) * 20 / max(ink.shape))
+        ink = preprocess.crop(image.float() / 255)
+        widths.append(preprocess.stroke_width(ink) * 20 / max(ink.shape))
     measured = torch.tensor(widths).quantile(torch.tensor([0.05, 0.5, 0.95]))
-    torch.testing.assert_close(measured, torch.tensor(predict.STROKE_WIDTHS), atol=0.05, rtol=0)
+    torch.testing.assert_close(measured, torch.tensor(preprocess.STROKE_WIDTHS), atol=0.05, rtol=0)
 
 
 @pytest.mark.parametrize("suffix", ["png", "jpg"])
@@ -156,7 +157,7 @@ def test_export_writes_onnx_that_matches_pytorch(tmp_path, data_dir, mnist, mode
     for batch in (1, 37):  # the batch dimension is free
         images = mnist.test_images[:batch]
         onnx_output = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
-        torch.testing.assert_close(onnx_output, predict.predict(model, images), atol=1e-4, rtol=0)
+        torch.testing.assert_close(onnx_output, evaluate.predict(model, images), atol=1e-4, rtol=0)
 
 
 def committed_export(name: str) -> bytes:
@@ -222,7 +223,7 @@ HUB_ENTRIES = ["compact_mnist", "compact_mnist_small", "compact_mnist_tiny", "co
 def test_every_hub_entry_loads_from_a_clone_with_its_preprocessing(entry):
     model = torch.hub.load(str(ROOT), entry, source="local", pretrained=False)
     assert not model.training and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert model.to_mnist is predict.to_mnist
+    assert model.to_mnist is preprocess.to_mnist
 
 
 def test_the_pretrained_hub_model_scores_the_committed_accuracy(mnist):

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import predict
-from compact_mnist import data, webpage
+from compact_mnist import data, preprocess, webpage
 from compact_mnist.drawings import FONTS, browser_pictures, typed, validation_sample, write
 from conftest import chromium
 
@@ -33,9 +32,10 @@ def test_the_page_states_the_preprocessings_constants_as_python_does():
     source = (webpage.WEB / "preprocess.js").read_text()
     constants = {name: json.loads(value) for name, value in re.findall(r"^export const (\w+) = (.+?);", source, re.M)}
     assert constants == {
-        "MEAN": data.MEAN, "STD": data.STD, "WORKING_SIDE": predict.WORKING_SIDE, "MIN_SIDE": predict.MIN_SIDE,
-        "MAX_ASPECT": predict.MAX_ASPECT, "STROKE_WIDTHS": list(predict.STROKE_WIDTHS),
-        "RULED_COVER": predict.RULED_COVER, "RULED_THICKNESS": predict.RULED_THICKNESS, "INK_FLOOR": predict.INK_FLOOR,
+        "MEAN": data.MEAN, "STD": data.STD, "WORKING_SIDE": preprocess.WORKING_SIDE,
+        "MIN_SIDE": preprocess.MIN_SIDE, "MAX_ASPECT": preprocess.MAX_ASPECT,
+        "STROKE_WIDTHS": list(preprocess.STROKE_WIDTHS), "RULED_COVER": preprocess.RULED_COVER,
+        "RULED_THICKNESS": preprocess.RULED_THICKNESS, "INK_FLOOR": preprocess.INK_FLOOR,
     }  # fmt: skip
 
 
