@@ -174,7 +174,7 @@ def test_a_digit_drawn_with_the_mouse_in_chromium_is_read(server, tmp_path):
             guesses = prediction.inner_text().split()
             shot = Path(os.environ.get("DEMO_SCREENSHOT") or tmp_path / "demo.png")
             page.screenshot(path=str(shot))
-            stamp(shot, [MODEL_PATH], "DEMO_SCREENSHOT=reports/demo.png pytest test_app.py -k chromium")
+            stamp(shot, [MODEL_PATH], "DEMO_SCREENSHOT=reports/demo.png pytest tests/test_app.py -k chromium")
         finally:
             browser.close()
     assert guesses[guesses.index("reads") + 1] == "3", guesses
