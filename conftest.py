@@ -51,10 +51,12 @@ def require_current(what: str, changed: list[str], refresh: str) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--checkpoint", type=Path, default=None,
+        "--checkpoint",
+        type=Path,
+        default=None,
         help="the model whose accuracy and metrics test_model.py checks (default: $MNIST_CHECKPOINT, else the "
         "committed models/mnist_model.pth)",
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="session")

@@ -52,8 +52,14 @@ def class_report(matrix: torch.Tensor) -> list[dict]:
             matrix[digit].sum().item(),
             matrix[:, digit].sum().item(),
         )
-        rows.append(dict(digit=digit, support=support, recall=100 * hits / support,
-                         precision=100 * hits / predicted if predicted else 0.0))  # fmt: skip
+        rows.append(
+            dict(
+                digit=digit,
+                support=support,
+                recall=100 * hits / support,
+                precision=100 * hits / predicted if predicted else 0.0,
+            )
+        )
     return rows
 
 
@@ -97,14 +103,24 @@ def main(argv: list[str] | None = None) -> int:
 
     wrong = (predicted != labels).nonzero().squeeze(1)
     wrong = wrong[confidence[wrong].argsort(descending=True)][:60]  # the most confident mistakes first
-    results = dict(checkpoint=str(args.checkpoint), checkpoint_sha256=fingerprint(args.checkpoint),
-                   test_accuracy=accuracy, per_class=classes, confusion_matrix=matrix.tolist(),
-                   misclassified=len(labels) - correct)  # fmt: skip
+    results = dict(
+        checkpoint=str(args.checkpoint),
+        checkpoint_sha256=fingerprint(args.checkpoint),
+        test_accuracy=accuracy,
+        per_class=classes,
+        confusion_matrix=matrix.tolist(),
+        misclassified=len(labels) - correct,
+    )
     write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out / "evaluation.json")
     write_atomic((matrix_text(matrix) + "\n").encode(), args.out / "confusion_matrix.txt")
     confusion_matrix(matrix, args.out / "confusion_matrix.png")
-    misclassified_grid(raw_images[wrong], labels[wrong].tolist(), predicted[wrong].tolist(),
-                       confidence[wrong].tolist(), args.out / "misclassified.png")  # fmt: skip
+    misclassified_grid(
+        raw_images[wrong],
+        labels[wrong].tolist(),
+        predicted[wrong].tolist(),
+        confidence[wrong].tolist(),
+        args.out / "misclassified.png",
+    )
     for picture in ("confusion_matrix.png", "misclassified.png"):
         stamp(args.out / picture, [args.checkpoint], "python evaluate.py")
     print(f"\nwrote evaluation.json, confusion_matrix.txt, confusion_matrix.png, misclassified.png to {args.out}/")

@@ -59,8 +59,9 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/"
         env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
         command = [sys.executable, "app.py", "--port", str(self.port), "--concurrency", str(concurrency)]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def __enter__(self) -> Server:
         deadline = time.monotonic() + 120
@@ -154,23 +155,37 @@ def measure(concurrency: int, args: argparse.Namespace, files: list, junk: Path)
         still_serving = load(server.url, 1, 1, files, junk)["failures"] == []
     latencies = sorted(run["latencies"])
     return dict(
-        concurrency=concurrency, requests=len(latencies), seconds=run["seconds"],
+        concurrency=concurrency,
+        requests=len(latencies),
+        seconds=run["seconds"],
         requests_per_second=len(latencies) / run["seconds"],
-        p50_ms=1000 * statistics.median(latencies), p95_ms=1000 * latencies[int(0.95 * (len(latencies) - 1))],
+        p50_ms=1000 * statistics.median(latencies),
+        p95_ms=1000 * latencies[int(0.95 * (len(latencies) - 1))],
         server_cpu_ms_per_request=None if cpu_before is None else 1000 * (cpu_after - cpu_before) / len(latencies),
         client_cpu_ms_per_request=1000 * client_cpu / len(latencies),
-        digit_failures=len(run["failures"]), junk_sent=len(run["refused"]), junk_refused=sum(run["refused"]),
+        digit_failures=len(run["failures"]),
+        junk_sent=len(run["refused"]),
+        junk_refused=sum(run["refused"]),
         still_serving=still_serving,
-    )  # fmt: skip
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--settings", type=positive_int, nargs="+", default=[1, CONCURRENCY],
-                        help=f"--concurrency values to compare (default: 1 {CONCURRENCY}, before and now)")  # fmt: skip
+    parser.add_argument(
+        "--settings",
+        type=positive_int,
+        nargs="+",
+        default=[1, CONCURRENCY],
+        help=f"--concurrency values to compare (default: 1 {CONCURRENCY}, before and now)",
+    )
     parser.add_argument("--clients", type=positive_int, default=8, help="concurrent clients (default: 8)")
-    parser.add_argument("--requests", type=positive_int, default=220,
-                        help="requests per round, every tenth junk (default: 220: 198 digits, 22 junk)")  # fmt: skip
+    parser.add_argument(
+        "--requests",
+        type=positive_int,
+        default=220,
+        help="requests per round, every tenth junk (default: 220: 198 digits, 22 junk)",
+    )
     parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds (default: 3)")
     parser.add_argument(
         "--out",
@@ -190,16 +205,26 @@ def main(argv: list[str] | None = None) -> int:
                 result = measure(setting, args, files, junk)
                 rounds[setting].append(result)
                 rate, p50, p95 = (result[key] for key in ("requests_per_second", "p50_ms", "p95_ms"))
-                print(f"round {round_index + 1}, --concurrency {setting}: {rate:.1f} requests/s, p50 {p50:.0f} ms, "
-                      f"p95 {p95:.0f} ms", flush=True)  # fmt: skip
+                print(
+                    f"round {round_index + 1}, --concurrency {setting}: {rate:.1f} requests/s, p50 {p50:.0f} ms, "
+                    f"p95 {p95:.0f} ms",
+                    flush=True,
+                )
     results = [sorted(runs, key=lambda r: r["requests_per_second"])[len(runs) // 2] for runs in rounds.values()]
     baseline = results[0]["requests_per_second"]
     for result in results:
         result["vs_first"] = result["requests_per_second"] / baseline
-    report = dict(machine=machine_name(torch.device("cpu")), cpus=os.cpu_count(), python=platform.python_version(),
-                  clients=args.clients, requests=args.requests, rounds=args.rounds, handler_cpu_ms_per_request=handler,
-                  results=results,
-                  all_rounds=rounds)  # fmt: skip
+    report = dict(
+        machine=machine_name(torch.device("cpu")),
+        cpus=os.cpu_count(),
+        python=platform.python_version(),
+        clients=args.clients,
+        requests=args.requests,
+        rounds=args.rounds,
+        handler_cpu_ms_per_request=handler,
+        results=results,
+        all_rounds=rounds,
+    )
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
     return 0

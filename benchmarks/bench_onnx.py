@@ -91,20 +91,29 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(
             dict(
-                name=name, file_bytes=len(data) if data else args.checkpoint.stat().st_size,
+                name=name,
+                file_bytes=len(data) if data else args.checkpoint.stat().st_size,
                 tensor_bytes=initializer_bytes(data) if data else sum(t.nbytes for t in model.state_dict().values()),
-                test_accuracy=accuracy, microseconds_per_image=1e6 * statistics.median(per_image[name]),
+                test_accuracy=accuracy,
+                microseconds_per_image=1e6 * statistics.median(per_image[name]),
             )
-        )  # fmt: skip
+        )
     float_row = rows[1]
     for row in rows:
         row["tensor_share_of_float"] = row["tensor_bytes"] / float_row["tensor_bytes"]
         row["latency_vs_float"] = row["microseconds_per_image"] / float_row["microseconds_per_image"]
     results = dict(
-        machine=machine_name(torch.device("cpu")), system=platform.system(), threads=1,
-        onnxruntime=onnxruntime.__version__, torch=str(torch.__version__), model=meta["model"], params=meta["params"],
-        rounds=args.rounds, images_per_round=args.images, rows=rows,
-    )  # fmt: skip
+        machine=machine_name(torch.device("cpu")),
+        system=platform.system(),
+        threads=1,
+        onnxruntime=onnxruntime.__version__,
+        torch=str(torch.__version__),
+        model=meta["model"],
+        params=meta["params"],
+        rounds=args.rounds,
+        images_per_round=args.images,
+        rows=rows,
+    )
     write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(results).encode(), args.out.with_suffix(".md"))
     print(markdown(results))

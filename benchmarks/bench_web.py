@@ -113,8 +113,11 @@ def parity(browser, url: str, data_dir: Path, mnist: int, drawn: int, folder: Pa
         paths = [path for _, path, _ in files]
         webpage.read_files(page, paths[:20])  # warm-up
         browser_side, python_side = webpage.read_files(page, paths), webpage.python_readings(paths, MODEL_INT8)
-        both = [(b, p, label) for (label, _, _), b, p in zip(files, browser_side, python_side, strict=True)
-                if "error" not in b and "error" not in p]  # fmt: skip
+        both = [
+            (b, p, label)
+            for (label, _, _), b, p in zip(files, browser_side, python_side, strict=True)
+            if "error" not in b and "error" not in p
+        ]
         inputs = torch.tensor([p["input"] for _, p, _ in both]).reshape(-1, 1, 28, 28)
         float_digits = predict(model, inputs).argmax(1).tolist() if both else []
         kinds[kind] = kind_row(files, browser_side, python_side, both, float_digits)
@@ -204,8 +207,10 @@ def markdown(results: dict) -> str:
     ]
     for kind, row in results["parity"].items():
         reads = [f"{row[key]:.1f}%" if row[key] is not None else "" for key in ("page_reads", "predict_py_reads")]
-        times = [f"{row[f'{step}_ms']['median']:.1f} / {row[f'{step}_ms']['p95']:.1f}"
-                 for step in ("decode", "preprocess", "inference")]  # fmt: skip
+        times = [
+            f"{row[f'{step}_ms']['median']:.1f} / {row[f'{step}_ms']['p95']:.1f}"
+            for step in ("decode", "preprocess", "inference")
+        ]
         refused = f"{row['refused_by_page']} / {row['refused_by_python']}"
         lines.append(
             f"| {kind} | {row['pictures']:,} | {row['same_digit']:.1f}% | {row['mean_abs_difference']:.1e} "
@@ -222,7 +227,7 @@ def markdown(results: dict) -> str:
         f"operators into integer kernels ({digits['page_differs_from_default']} differ; this CPU "
         f"{'has' if results['integer_dot_product'] else 'lacks'} VNNI, without which those kernels multiply in "
         "16 bits and can saturate).",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -248,12 +253,15 @@ def main(argv: list[str] | None = None) -> int:
         except webpage.NoBrowser as error:
             raise UserError(str(error)) from None
         results = dict(
-            machine=machine_name(torch.device("cpu")), platform=platform.platform(), chromium=browser.version,
+            machine=machine_name(torch.device("cpu")),
+            platform=platform.platform(),
+            chromium=browser.version,
             integer_dot_product=integer_dot_product(),
-            onnxruntime_web=package["version"], first_visit=first_visits(browser, url, args.visits),
+            onnxruntime_web=package["version"],
+            first_visit=first_visits(browser, url, args.visits),
             parity=parity(browser, url, data_dir, args.mnist, args.drawn, Path(folder) / "pictures"),
             test_digits=test_digits(browser, url, data_dir),
-        )  # fmt: skip
+        )
         if args.screenshot:
             screenshot(browser, url, args.screenshot)
         browser.close()

@@ -84,10 +84,14 @@ def summary(report: dict, failures: dict[str, str], seconds: dict[str, float]) -
         row = dict(name=name, taken_away=taken, flags=flags, failed=failures.get(name))
         if name in report and not row["failed"]:
             entry = report[name]
-            row |= dict(params=entry["params"], val_mean=entry["summary"]["val_acc"]["mean"],
-                        test_mean=entry["summary"]["test_acc"]["mean"], seconds_per_epoch=seconds[name],
-                        time_vs_default=seconds[name] / seconds["default"],
-                        val_gain=entry.get("compared_with", {}).get("val_gain"))  # fmt: skip
+            row |= dict(
+                params=entry["params"],
+                val_mean=entry["summary"]["val_acc"]["mean"],
+                test_mean=entry["summary"]["test_acc"]["mean"],
+                seconds_per_epoch=seconds[name],
+                time_vs_default=seconds[name] / seconds["default"],
+                val_gain=entry.get("compared_with", {}).get("val_gain"),
+            )
         rows.append(row)
     return rows
 

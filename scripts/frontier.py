@@ -32,12 +32,19 @@ def points(report: dict) -> list[dict]:
         per_epoch = [run["seconds_per_epoch"] for run in entry["runs"] if run.get("seconds_per_epoch")]
         rows.append(
             dict(
-                preset=name, params=entry["params"], seeds=len(entry["runs"]), train_args=entry["train_args"],
-                test_mean=test["mean"], test_min=test["min"], test_max=test["max"], test_std=test["std"],
-                val_mean=val["mean"], seconds_per_epoch=statistics.median(per_epoch) if per_epoch else None,
+                preset=name,
+                params=entry["params"],
+                seeds=len(entry["runs"]),
+                train_args=entry["train_args"],
+                test_mean=test["mean"],
+                test_min=test["min"],
+                test_max=test["max"],
+                test_std=test["std"],
+                val_mean=val["mean"],
+                seconds_per_epoch=statistics.median(per_epoch) if per_epoch else None,
                 threads=sorted({run.get("threads") for run in entry["runs"]} - {None}),
             )
-        )  # fmt: skip
+        )
     return rows
 
 

@@ -32,7 +32,7 @@ from compact_mnist.drawings import (
     sideways,
     transparent,
     validation_sample,
-)  # fmt: skip
+)
 from compact_mnist.errors import run_cli
 from compact_mnist.flags import ArgumentParser
 from compact_mnist.plots import reading_examples
@@ -64,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     add_data_dir_argument(parser)
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "reading_examples.png",
-                        help="the picture (default: the committed reports/reading_examples.png)")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "reports" / "reading_examples.png",
+        help="the picture (default: the committed reports/reading_examples.png)",
+    )
     args = parser.parse_args(argv)
     model, _ = load_model(args.checkpoint, args.model)
     images, labels = validation_sample(resolve_data_dir(args.data_dir), 12)

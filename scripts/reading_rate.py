@@ -71,8 +71,9 @@ def preprocessing_at(revision: str):
     source = None
     for path in ("compact_mnist/preprocess.py", "predict.py"):  # where the preprocessing lived, newest first
         try:
-            source = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True,
-                                    check=True).stdout  # fmt: skip
+            source = subprocess.run(
+                ["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout
             break
         except (OSError, subprocess.CalledProcessError):
             continue
@@ -129,8 +130,9 @@ def reading_rate(model: torch.nn.Module, files: list[tuple[str, Path, dict]], mo
 
 def controls(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, folder: Path) -> torch.Tensor:
     """Whether each validation digit is read right as a plain file (the control of every file row)."""
-    files = write([(str(label), plain_file(image), PNG) for label, image in zip(labels.tolist(), images, strict=True)],
-                  folder)  # fmt: skip
+    files = write(
+        [(str(label), plain_file(image), PNG) for label, image in zip(labels.tolist(), images, strict=True)], folder
+    )
     inputs = torch.cat([read_file(preprocess, path, False)[0] for _, path, _ in files])
     return predict(model, inputs).argmax(1) == labels
 
@@ -140,15 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     add_model_arguments(parser)
     add_data_dir_argument(parser)
     parser.add_argument("--drawn", type=positive_int, default=1000, help="drawn digits to try (default: 1000)")
-    parser.add_argument("--mnist", type=positive_int, default=1000,
-                        help="validation digits in each MNIST-made row (default: 1000)")  # fmt: skip
+    parser.add_argument(
+        "--mnist", type=positive_int, default=1000, help="validation digits in each MNIST-made row (default: 1000)"
+    )
     parser.add_argument("--numbers", type=positive_int, default=1000, help="numbers to try (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="the pictures' generator (default: 0, the report's)")
-    parser.add_argument("--against", nargs="+", default=[], metavar="REV",
-                        help="also read every row through predict.py at these git revisions")  # fmt: skip
-    parser.add_argument("--against-at-most", type=positive_int, default=None, metavar="N",
-                        help="read only the first N files of each row through the older revisions, whose path takes "
-                        "seconds on a large photo (default: every file)")  # fmt: skip
+    parser.add_argument(
+        "--against",
+        nargs="+",
+        default=[],
+        metavar="REV",
+        help="also read every row through predict.py at these git revisions",
+    )
+    parser.add_argument(
+        "--against-at-most",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="read only the first N files of each row through the older revisions, whose path takes "
+        "seconds on a large photo (default: every file)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -162,11 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     as_they_are = (predict(model, normalize(images)).argmax(1) == labels).tolist()
     rows = mnist_rows(images, labels, args.seed) | {
         "number": number_row(images, labels, args.numbers, args.seed),
-        "drawn": (f"sketchpad-style strokes 4-40 px wide, digits 20-90% of a {CANVAS}px canvas high, tilted and moved",
-                  [(str(digit), image, PNG) for digit, image in drawn_digits(args.drawn)]),
-        "typed": (f"{len(FONTS)} fonts shipped with matplotlib, two sizes",
-                  [(str(digit), image, PNG) for digit, image in typed_digits()]),
-    }  # fmt: skip
+        "drawn": (
+            f"sketchpad-style strokes 4-40 px wide, digits 20-90% of a {CANVAS}px canvas high, tilted and moved",
+            [(str(digit), image, PNG) for digit, image in drawn_digits(args.drawn)],
+        ),
+        "typed": (
+            f"{len(FONTS)} fonts shipped with matplotlib, two sizes",
+            [(str(digit), image, PNG) for digit, image in typed_digits()],
+        ),
+    }
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         plain = controls(model, images, labels, Path(folder) / "control").tolist()
@@ -183,13 +200,24 @@ def main(argv: list[str] | None = None) -> int:
             for label, module in paths.items():
                 read = files if label == "now" else files[: args.against_at_most]
                 row[label] = reading_rate(model, read, module, number=name == "number") | dict(files=len(read))
-                print(f"{name} ({label}): {row[label]['read_correctly']:.1f}% of {len(read):,} read correctly, "
-                      f"{row[label]['refused']} refused", flush=True)  # fmt: skip
+                print(
+                    f"{name} ({label}): {row[label]['read_correctly']:.1f}% of {len(read):,} read correctly, "
+                    f"{row[label]['refused']} refused",
+                    flush=True,
+                )
             results[name] = row
             shutil.rmtree(files[0][1].parent)  # a thousand large photos take gigabytes
-    report = dict(checkpoint=stamps.name(args.checkpoint), checkpoint_sha256=fingerprint(args.checkpoint),
-                  model=meta.get("model"), fonts=FONTS, against=args.against, against_at_most=args.against_at_most,
-                  seed=args.seed, mnist_sample=dict(split="validation", count=args.mnist), rows=results)  # fmt: skip
+    report = dict(
+        checkpoint=stamps.name(args.checkpoint),
+        checkpoint_sha256=fingerprint(args.checkpoint),
+        model=meta.get("model"),
+        fonts=FONTS,
+        against=args.against,
+        against_at_most=args.against_at_most,
+        seed=args.seed,
+        mnist_sample=dict(split="validation", count=args.mnist),
+        rows=results,
+    )
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
     return 0
@@ -200,9 +228,18 @@ def percent(flags: list[bool] | None) -> float | None:
 
 
 ROWS_FROM_MNIST = (
-    "plain file", "low resolution 8x8", "low resolution 16x16", "thin pen", "thick pen", "16-bit scan",
-    "transparent, black ink", "transparent, white ink", "ruled paper", "squared paper", "form box",
-)  # fmt: skip
+    "plain file",
+    "low resolution 8x8",
+    "low resolution 16x16",
+    "thin pen",
+    "thick pen",
+    "16-bit scan",
+    "transparent, black ink",
+    "transparent, white ink",
+    "ruled paper",
+    "squared paper",
+    "form box",
+)
 
 
 def markdown(report: dict) -> str:
@@ -211,24 +248,32 @@ def markdown(report: dict) -> str:
     titles = ["read correctly"] + [f"with predict.py at {revision}" for revision in report["against"]]
     lines = [
         "| digits | how they were made | count | MNIST digits as they are | as plain files | "
-        + " | ".join(titles) + " | refused | --number note |",
+        + " | ".join(titles)
+        + " | refused | --number note |",
         "|---|---|---:|---:|---:|" + "---:|" * len(titles) + "---:|---:|",
-    ]  # fmt: skip
+    ]
     for name, row in report["rows"].items():
         same = [f"{row[key]:.1f}%" if row[key] is not None else "" for key in ("mnist_as_they_are", "plain_files")]
-        rates = [f"{row[label]['read_correctly']:.1f}%" + (f" ({row[label]['refused']} refused)"
-                 if row[label]["refused"] and label != "now" else "")
-                 + (f" of {row[label]['files']:,}" if row[label]["files"] < row["samples"] else "")
-                 for label in labels]  # fmt: skip
+        rates = [
+            f"{row[label]['read_correctly']:.1f}%"
+            + (f" ({row[label]['refused']} refused)" if row[label]["refused"] and label != "now" else "")
+            + (f" of {row[label]['files']:,}" if row[label]["files"] < row["samples"] else "")
+            for label in labels
+        ]
         rates[0] = f"**{rates[0]}**"
         note = "" if name == "number" else str(row["now"]["noted"])
-        lines.append(f"| {name} | {row['how']} | {row['samples']:,} | {same[0]} | {same[1]} | " + " | ".join(rates)
-                     + f" | {row['now']['refused']} | {note} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {row['how']} | {row['samples']:,} | {same[0]} | {same[1]} | "
+            + " | ".join(rates)
+            + f" | {row['now']['refused']} | {note} |"
+        )
     number = report["rows"].get("number")
     if number:
         misread, lengths = number["now"]["misread_by_length"], number["lengths"]
-        rates = ", ".join(f"{n} digits {100 * (1 - misread.get(str(n), misread.get(n, 0)) / count):.1f}%"
-                          for n, count in lengths.items())  # fmt: skip
+        rates = ", ".join(
+            f"{n} digits {100 * (1 - misread.get(str(n), misread.get(n, 0)) / count):.1f}%"
+            for n, count in lengths.items()
+        )
         lines.append(f"\nNumbers read whole, by length: {rates}.")
     return "\n".join(lines) + "\n"
 

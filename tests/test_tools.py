@@ -170,8 +170,7 @@ def committed_export(name: str) -> bytes:
 
 
 def test_committed_onnx_file_is_the_committed_model(mnist, model):
-    difference, differing = export.max_difference(committed_export("mnist_model.onnx"), model,
-                                                  mnist.test_images[:500])  # fmt: skip
+    difference, differing = export.max_difference(committed_export("mnist_model.onnx"), model, mnist.test_images[:500])
     assert difference < 1e-4 and differing == 0
 
 
@@ -283,8 +282,17 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results_for_the_model_asked(tmp_path):
     spec = "8d,M,16s"  # a small model, so that the benchmark's one whole epoch of train.py is quick
-    result = run_script("benchmarks/bench_train.py", "--images", "512", "--repeats", "1", "--model", spec,
-                        "--out", str(tmp_path / "r.json"))  # fmt: skip
+    result = run_script(
+        "benchmarks/bench_train.py",
+        "--images",
+        "512",
+        "--repeats",
+        "1",
+        "--model",
+        spec,
+        "--out",
+        str(tmp_path / "r.json"),
+    )
     assert result.returncode == 0, result.stderr
     results = json.loads((tmp_path / "r.json").read_text())
     assert results["model"] == dict(preset=spec, spec=spec, params=count_parameters(Net(spec)))
@@ -300,9 +308,25 @@ def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results_for_the_
 
 @pytest.mark.slow
 def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
-    sweep = ["scripts/seeds.py", "--seeds", "3", "4", "--jobs", "2", "--runs", str(tmp_path / "runs"),
-             "--report", str(tmp_path / "seeds.json"),
-             "--", "--epochs", "1", "--train-limit", "1500", "--device", "cpu"]  # fmt: skip
+    sweep = [
+        "scripts/seeds.py",
+        "--seeds",
+        "3",
+        "4",
+        "--jobs",
+        "2",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--report",
+        str(tmp_path / "seeds.json"),
+        "--",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "1500",
+        "--device",
+        "cpu",
+    ]
     first = run_script(*sweep)
     assert first.returncode == 0, first.stderr
     entry = json.loads((tmp_path / "seeds.json").read_text())["default"]
@@ -323,8 +347,10 @@ def test_seed_entries_go_to_the_committed_report_only_for_presets():
 def test_seed_report_compares_averaged_and_raw_weights_seed_by_seed():
     from scripts.seeds import summarize
 
-    averaged = [dict(val_acc=99.5, test_acc=99.4, raw_val_acc=99.4, raw_test_acc=99.3),
-                dict(val_acc=99.6, test_acc=99.5, raw_val_acc=99.3, raw_test_acc=99.5)]  # fmt: skip
+    averaged = [
+        dict(val_acc=99.5, test_acc=99.4, raw_val_acc=99.4, raw_test_acc=99.3),
+        dict(val_acc=99.6, test_acc=99.5, raw_val_acc=99.3, raw_test_acc=99.5),
+    ]
     gain = summarize(averaged)["averaging_val_gain"]
     assert gain["mean"] == pytest.approx(0.2) and gain["standard_error"] == pytest.approx(0.1)
     plain = [dict(val_acc=99.5, test_acc=99.4), dict(val_acc=99.6, test_acc=99.5)]

@@ -161,8 +161,11 @@ def test_the_page_reads_pictures_as_python_does(page, data_dir, tmp_path, capsys
         files += [(kind, path) for _, path, _ in write(samples, tmp_path / kind.replace(",", "").replace(" ", "-"))]
     paths = [path for _, path in files]
     python, browser = webpage.python_readings(paths, MODEL_INT8), webpage.read_files(page, paths)
-    refused = [(path.name, p.get("error"), b.get("error")) for path, p, b in zip(paths, python, browser, strict=True)
-               if "error" in p or "error" in b]  # fmt: skip
+    refused = [
+        (path.name, p.get("error"), b.get("error"))
+        for path, p, b in zip(paths, python, browser, strict=True)
+        if "error" in p or "error" in b
+    ]
     assert all(python_error and page_error for _, python_error, page_error in refused), "refused by both or neither"
     read = [(p, b) for p, b in zip(python, browser, strict=True) if "error" not in p and "error" not in b]
     same = np.mean([p["digit"] == b["digit"] for p, b in read])
