@@ -85,8 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--model",
         type=model_spec,
         default="default",
-        help=f"preset ({', '.join(f'{k}: {v}' for k, v in PRESETS.items())}) or a layer spec "
-        'such as "8,M,16,M,16" (default: default)',
+        help=f"a preset ({', '.join(f'{k} = {v}' for k, v in PRESETS.items())}) or a layer spec "
+        'such as "8,M,16,M,16"; a preset also brings its own recipe (default: the preset default)',
     )
     add("--no-augment", dest="augment", action="store_false", help="train without random affine augmentation")
     add(
@@ -163,6 +163,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the model and metrics go (default: models/, replacing the committed model)",
     )
     add("--resume", type=Path, default=None, help="continue an interrupted run from its resume checkpoint")
+    for action in parser._actions:  # each flag's help names the presets that train with another value
+        own = [f"{name} {recipe[action.dest]:g}" for name, recipe in PRESET_RECIPES.items() if action.dest in recipe]
+        if own:
+            action.help += f"; the presets' own: {', '.join(own)}"
     args = parser.parse_args(argv)
     if args.model in PRESET_RECIPES:  # a preset's own hyperparameters, unless a flag says otherwise
         parser.set_defaults(**PRESET_RECIPES[args.model])
