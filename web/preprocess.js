@@ -1,4 +1,4 @@
-// predict.py's preprocessing, step for step, for the page: a picture's RGBA pixels -> the normalized 28x28
+// compact_mnist/preprocess.py (what predict.py reads with), step for step, for the page: a picture's RGBA pixels -> the normalized 28x28
 // input the model reads. Each function names the Python function it ports; pytest keeps the two in step
 // (test_web.py: the same constants, the same digit read on the same picture files).
 //
