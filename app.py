@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from checkpoint import COMMITTED_MODEL, load_model
-from data import MEAN, STD
-from errors import UserError, run_cli
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
+from compact_mnist.data import MEAN, STD
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, number
+from compact_mnist.preprocess import ink_of, load_image, mnist_digit, number_inputs, several_digits
 from evaluate import predict
-from flags import ArgumentParser, number
-from predict import ink_of, load_image, mnist_digit, number_inputs, several_digits
 
 BLANK = "Draw a digit on the canvas: it is read as soon as you lift the mouse."
 SHOWN_SIZE = 168  # the 28x28 input, enlarged 6x with visible pixels
@@ -128,10 +128,15 @@ def build_demo(reader: Reader):
             with gr.Column():
                 with gr.Tab("Draw"):
                     sketchpad = gr.Sketchpad(
-                        elem_id="sketchpad", type="pil", canvas_size=(420, 420), fixed_canvas=True,
+                        elem_id="sketchpad",
+                        type="pil",
+                        canvas_size=(420, 420),
+                        fixed_canvas=True,
                         brush=gr.Brush(default_size=30, colors=["#000000"], color_mode="fixed"),
-                        layers=False, transforms=(), label="canvas",
-                    )  # fmt: skip
+                        layers=False,
+                        transforms=(),
+                        label="canvas",
+                    )
                 with gr.Tab("Upload"):
                     # A file, not gr.Image: Gradio would decode an image itself and fail on junk without a word.
                     upload = gr.File(file_types=["image"], type="filepath", label="photo or scan of one digit")
@@ -143,8 +148,14 @@ def build_demo(reader: Reader):
         outputs = [label, seen, status]
         # "always_last": a drawing's next reading starts only once the last one is back, so the page always ends
         # on the result of the latest strokes, never on an older one that finished later.
-        sketchpad.change(reader.read_canvas, [sketchpad, as_number], outputs, show_progress="hidden",
-                         trigger_mode="always_last", api_visibility="private")  # fmt: skip
+        sketchpad.change(
+            reader.read_canvas,
+            [sketchpad, as_number],
+            outputs,
+            show_progress="hidden",
+            trigger_mode="always_last",
+            api_visibility="private",
+        )
         upload.change(reader.read_upload, [upload, as_number], outputs, api_visibility="private")
         as_number.change(reader.reread, [sketchpad, upload, as_number], outputs, api_visibility="private")
         # The API: one image file in, the label with its confidences out; bad input raises the message.
@@ -159,12 +170,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)"
     )
     parser.add_argument("--port", type=number(int, at_least=1, at_most=65535), default=7860, help="default: 7860")
-    parser.add_argument("--checkpoint", type=Path, default=COMMITTED_MODEL,
-                        help="trained model (default: the project's committed models/mnist_model.pth)")  # fmt: skip
     parser.add_argument(
-        "--concurrency", type=number(int, at_least=1), default=CONCURRENCY,
+        "--checkpoint",
+        type=Path,
+        default=COMMITTED_MODEL,
+        help="trained model (default: the project's committed models/mnist_model.pth)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=number(int, at_least=1),
+        default=CONCURRENCY,
         help="requests of each kind served at once (default: %(default)s; 1 is Gradio's own default)",
-    )  # fmt: skip
+    )
     parser.add_argument("--share", action="store_true", help="also open a temporary public link through Gradio")
     return parser.parse_args(argv)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from checkpoint import COMMITTED_MODEL
-from data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
-from errors import UserError
+from compact_mnist.checkpoint import COMMITTED_MODEL
+from compact_mnist.data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
+from compact_mnist.errors import UserError
 
 
 def free_port() -> int:
@@ -51,10 +51,12 @@ def require_current(what: str, changed: list[str], refresh: str) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--checkpoint", type=Path, default=None,
+        "--checkpoint",
+        type=Path,
+        default=None,
         help="the model whose accuracy and metrics test_model.py checks (default: $MNIST_CHECKPOINT, else the "
         "committed models/mnist_model.pth)",
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="session")

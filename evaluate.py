@@ -15,11 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
+from compact_mnist.errors import run_cli
+from compact_mnist.flags import ArgumentParser
 from compact_mnist.stamps import stamp
-from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
-from errors import run_cli
-from flags import ArgumentParser
 
 
 @torch.inference_mode()
@@ -52,8 +52,14 @@ def class_report(matrix: torch.Tensor) -> list[dict]:
             matrix[digit].sum().item(),
             matrix[:, digit].sum().item(),
         )
-        rows.append(dict(digit=digit, support=support, recall=100 * hits / support,
-                         precision=100 * hits / predicted if predicted else 0.0))  # fmt: skip
+        rows.append(
+            dict(
+                digit=digit,
+                support=support,
+                recall=100 * hits / support,
+                precision=100 * hits / predicted if predicted else 0.0,
+            )
+        )
     return rows
 
 
@@ -75,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         help="folder for the report files (default: reports/, replacing the committed reports)",
     )
     args = parser.parse_args(argv)
-    from plots import confusion_matrix, misclassified_grid  # matplotlib: only once there is something to draw
+    from compact_mnist.plots import (  # matplotlib: only once there is something to draw
+        confusion_matrix,
+        misclassified_grid,
+    )
 
     model, meta = load_model(args.checkpoint, args.model)
     raw_images, labels = load_test_split(resolve_data_dir(args.data_dir))
@@ -94,14 +103,24 @@ def main(argv: list[str] | None = None) -> int:
 
     wrong = (predicted != labels).nonzero().squeeze(1)
     wrong = wrong[confidence[wrong].argsort(descending=True)][:60]  # the most confident mistakes first
-    results = dict(checkpoint=str(args.checkpoint), checkpoint_sha256=fingerprint(args.checkpoint),
-                   test_accuracy=accuracy, per_class=classes, confusion_matrix=matrix.tolist(),
-                   misclassified=len(labels) - correct)  # fmt: skip
+    results = dict(
+        checkpoint=str(args.checkpoint),
+        checkpoint_sha256=fingerprint(args.checkpoint),
+        test_accuracy=accuracy,
+        per_class=classes,
+        confusion_matrix=matrix.tolist(),
+        misclassified=len(labels) - correct,
+    )
     write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out / "evaluation.json")
     write_atomic((matrix_text(matrix) + "\n").encode(), args.out / "confusion_matrix.txt")
     confusion_matrix(matrix, args.out / "confusion_matrix.png")
-    misclassified_grid(raw_images[wrong], labels[wrong].tolist(), predicted[wrong].tolist(),
-                       confidence[wrong].tolist(), args.out / "misclassified.png")  # fmt: skip
+    misclassified_grid(
+        raw_images[wrong],
+        labels[wrong].tolist(),
+        predicted[wrong].tolist(),
+        confidence[wrong].tolist(),
+        args.out / "misclassified.png",
+    )
     for picture in ("confusion_matrix.png", "misclassified.png"):
         stamp(args.out / picture, [args.checkpoint], "python evaluate.py")
     print(f"\nwrote evaluation.json, confusion_matrix.txt, confusion_matrix.png, misclassified.png to {args.out}/")

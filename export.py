@@ -29,11 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
-from data import add_data_dir_argument, load_test_split, normalize, read_split, resolve_data_dir, split_indices
-from errors import UserError, run_cli
+from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.data import (
+    add_data_dir_argument,
+    load_test_split,
+    normalize,
+    read_split,
+    resolve_data_dir,
+    split_indices,
+)
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_float
 from evaluate import predict
-from flags import ArgumentParser, positive_float
 
 CALIBRATION_IMAGES = 1_000  # training images that set the int8 activations' ranges
 INT8_MAX_DROP = 0.1  # accuracy points on the test set that quantization may cost
@@ -43,9 +50,14 @@ def export_onnx(model: torch.nn.Module) -> bytes:
     """The model as an ONNX file (bytes) with a variable batch dimension."""
     example = torch.zeros(2, 1, 28, 28)
     program = torch.onnx.export(
-        model.eval(), (example,), input_names=["images"], output_names=["log_probs"],
-        dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, verbose=False,
-    )  # fmt: skip
+        model.eval(),
+        (example,),
+        input_names=["images"],
+        output_names=["log_probs"],
+        dynamic_shapes=({0: torch.export.Dim("batch")},),
+        dynamo=True,
+        verbose=False,
+    )
     return compact(program.model_proto)
 
 
@@ -66,8 +78,13 @@ def hub_files(model: torch.nn.Module, meta: dict, checkpoint: Path) -> tuple[byt
     stamp = fingerprint(checkpoint)
     weights = save(model.state_dict(), metadata={"checkpoint_sha256": stamp})
     recipe = meta["hyperparameters"]
-    config = dict(spec=meta["spec"], dropout=recipe["dropout"], batchnorm=recipe.get("batchnorm", True),
-                  head=recipe.get("head", "gap"), checkpoint_sha256=stamp)  # fmt: skip
+    config = dict(
+        spec=meta["spec"],
+        dropout=recipe["dropout"],
+        batchnorm=recipe.get("batchnorm", True),
+        head=recipe.get("head", "gap"),
+        checkpoint_sha256=stamp,
+    )
     return weights, (json.dumps(config, indent=2) + "\n").encode()
 
 
@@ -112,10 +129,14 @@ def quantize_int8(onnx_bytes: bytes, calibration: torch.Tensor, operator_form: b
         logging.disable(logging.WARNING)  # its advice to pre-process: the exporter has already folded the graph
         try:
             quantize_static(
-                source, target, Images(), per_channel=True, weight_type=QuantType.QInt8,
+                source,
+                target,
+                Images(),
+                per_channel=True,
+                weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
                 quant_format=QuantFormat.QOperator if operator_form else QuantFormat.QDQ,
-            )  # fmt: skip
+            )
         finally:
             logging.disable(logging.NOTSET)
         return compact(onnx.load(target))
@@ -166,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_data_dir_argument(parser)
     parser.add_argument("--tolerance", type=positive_float, default=1e-4, help="largest allowed output difference")
-    parser.add_argument("--int8", action="store_true",
-                        help="also write an int8 copy, NAME.int8.onnx (replaces the committed one)")  # fmt: skip
+    parser.add_argument(
+        "--int8", action="store_true", help="also write an int8 copy, NAME.int8.onnx (replaces the committed one)"
+    )
     args = parser.parse_args(argv)
     output = args.output or args.checkpoint.with_suffix(".onnx")
 
@@ -180,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         raise UserError(f"ONNX export failed: {error}") from None
     difference, differing = max_difference(onnx_bytes, model, images)
-    print(f"onnxruntime vs PyTorch on {len(images):,} test images: largest difference {difference:.2e}, "
-          f"{differing} differing predictions")  # fmt: skip
+    print(
+        f"onnxruntime vs PyTorch on {len(images):,} test images: largest difference {difference:.2e}, "
+        f"{differing} differing predictions"
+    )
     if difference > args.tolerance or differing:
         raise UserError(f"the export does not match PyTorch (tolerance {args.tolerance}); {output} not written")
     onnx_bytes = stamp(onnx_bytes, args.checkpoint)

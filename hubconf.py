@@ -11,10 +11,10 @@ pretrained=False, to be trained with `python train.py --model NAME`.
 
 from pathlib import Path as _Path
 
-from checkpoint import load_model as _load_model
-from errors import UserError as _UserError
+from compact_mnist.checkpoint import load_model as _load_model
+from compact_mnist.errors import UserError as _UserError
+from compact_mnist.preprocess import to_mnist  # an entry point too: the preprocessing on its own
 from model import Net as _Net
-from predict import to_mnist  # an entry point too: the preprocessing on its own
 
 dependencies = ["torch", "numpy", "PIL", "scipy"]
 

@@ -197,9 +197,11 @@ def describe(spec: str) -> str:
     """The layer table of a preset or layer spec as markdown: shape, parameters, MACs and receptive field."""
     model = Net(spec)
     lines = [
-        f"**{spec}** (`{','.join(parse_spec(spec))}`)" if spec in PRESETS else f"`{spec}`", "",
-        "| layer | output shape | parameters | MACs per image | receptive field |", "|---|---|---:|---:|---:|",
-    ]  # fmt: skip
+        f"**{spec}** (`{','.join(parse_spec(spec))}`)" if spec in PRESETS else f"`{spec}`",
+        "",
+        "| layer | output shape | parameters | MACs per image | receptive field |",
+        "|---|---|---:|---:|---:|",
+    ]
     rows = layer_table(model)
     for row in rows:
         shape = "x".join(map(str, row["shape"]))

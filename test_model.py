@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from checkpoint import COMMITTED_MODEL, load_checkpoint, load_model
-from data import ELASTIC_GRID, augment, elastic_field, load_mnist, warp
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_checkpoint, load_model
+from compact_mnist.data import ELASTIC_GRID, augment, elastic_field, load_mnist, warp
 from evaluate import evaluate
 from model import PRESETS, Net, count_parameters, layer_table
 from train import build_model, make_optimizer, parse_args
@@ -198,8 +198,9 @@ def test_a_strided_convolution_halves_the_map_like_a_pool_at_a_quarter_of_the_ar
 def test_clean_epochs_train_the_last_epochs_on_unaugmented_images(monkeypatch):
     import train
 
-    args = parse_args(["--epochs", "3", "--clean-epochs", "1", "--batch-size", "8", "--model", "micro",
-                       "--device", "cpu"])  # fmt: skip
+    args = parse_args(
+        ["--epochs", "3", "--clean-epochs", "1", "--batch-size", "8", "--model", "micro", "--device", "cpu"]
+    )
     data = SimpleNamespace(train_images=torch.randn(16, 1, 28, 28), train_labels=torch.randint(0, 10, (16,)))
     model = Net(args.model)
     optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=2)
@@ -232,8 +233,10 @@ def below_target(accuracy: float, meta: dict, path: Path) -> str:
     spread = "reports/seeds.json has no entry for this network"
     if entry:
         test = entry["summary"]["test_acc"]
-        spread = (f"over {len(entry['runs'])} seeds this network gives mean {test['mean']:.2f}%, worst "
-                  f"{test['min']:.2f}%, std {test['std']:.3f} (reports/seeds.json)")  # fmt: skip
+        spread = (
+            f"over {len(entry['runs'])} seeds this network gives mean {test['mean']:.2f}%, worst "
+            f"{test['min']:.2f}%, std {test['std']:.3f} (reports/seeds.json)"
+        )
     return (
         f"measured {accuracy:.2f}% on the 10,000 test images, under the {TARGET_ACCURACY:.2f}% target. The checkpoint "
         f"{path} is --model {meta.get('model')} ({meta.get('spec')}), --seed {meta.get('seed')}, "
@@ -275,9 +278,19 @@ def test_the_metrics_beside_the_model_describe_it(model_under_test):
 @pytest.mark.slow
 def test_short_training_run_saves_a_loadable_model(tmp_path, data_dir):
     result = run_train(
-        "--epochs", "2", "--train-limit", "8000", "--batch-size", "128",
-        "--data-dir", str(data_dir), "--out-dir", str(tmp_path), "--device", "cpu",
-    )  # fmt: skip
+        "--epochs",
+        "2",
+        "--train-limit",
+        "8000",
+        "--batch-size",
+        "128",
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     model, meta = load_model(tmp_path / "mnist_model.pth")
     assert meta["epochs"] == 2 and meta["params"] == count_parameters(model)
@@ -297,8 +310,11 @@ def test_missing_data_is_one_clear_line(tmp_path):
     }
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), "--out-dir", str(tmp_path / "out")],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -309,9 +325,20 @@ def test_missing_data_is_one_clear_line(tmp_path):
 def test_deterministic_runs_are_bit_identical_and_seeds_matter(tmp_path, data_dir):
     def weights(seed: int, folder: str) -> dict:
         result = run_train(
-            "--epochs", "1", "--train-limit", "2000", "--deterministic", "--seed", str(seed), "--device", "cpu",
-            "--data-dir", str(data_dir), "--out-dir", str(tmp_path / folder),
-        )  # fmt: skip
+            "--epochs",
+            "1",
+            "--train-limit",
+            "2000",
+            "--deterministic",
+            "--seed",
+            str(seed),
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(data_dir),
+            "--out-dir",
+            str(tmp_path / folder),
+        )
         assert result.returncode == 0, result.stderr
         return torch.load(tmp_path / folder / "mnist_model.pth", weights_only=True)["state_dict"]
 
@@ -323,9 +350,21 @@ def test_deterministic_runs_are_bit_identical_and_seeds_matter(tmp_path, data_di
 @pytest.mark.slow
 def test_weight_averaging_saves_the_average_and_reports_the_raw_weights_beside_it(tmp_path, data_dir, mnist):
     result = run_train(
-        "--epochs", "1", "--train-limit", "3000", "--batch-size", "128", "--ema", "0.9", "--device", "cpu",
-        "--data-dir", str(data_dir), "--out-dir", str(tmp_path),
-    )  # fmt: skip
+        "--epochs",
+        "1",
+        "--train-limit",
+        "3000",
+        "--batch-size",
+        "128",
+        "--ema",
+        "0.9",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     model, meta = load_model(tmp_path / "mnist_model.pth")
     _, accuracy = evaluate(model, mnist.test_images, mnist.test_labels)
@@ -339,9 +378,19 @@ def test_a_final_fit_trains_on_all_60000_images_and_claims_no_validation_figure(
     data = load_mnist(data_dir, torch.device("cpu"), download=False, val_size=0)
     assert len(data.train_labels) == 60_000 and len(data.val_labels) == 0
     result = run_train(
-        "--epochs", "1", "--train-limit", "3000", "--val-size", "0", "--device", "cpu",
-        "--data-dir", str(data_dir), "--out-dir", str(tmp_path),
-    )  # fmt: skip
+        "--epochs",
+        "1",
+        "--train-limit",
+        "3000",
+        "--val-size",
+        "0",
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["meta"]["val_accuracy"] is None and metrics["history"][0]["val_acc"] is None

@@ -26,9 +26,8 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
-from checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
-from compact_mnist.stamps import stamp
-from data import (
+from compact_mnist.checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
+from compact_mnist.data import (
     VAL_SIZE,
     add_data_dir_argument,
     augment,
@@ -37,9 +36,19 @@ from data import (
     resolve_data_dir,
     shuffled_batches,
 )
-from errors import UserError, run_cli
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import (
+    ArgumentParser,
+    check_fits,
+    fraction,
+    model_spec,
+    number,
+    positive_float,
+    positive_int,
+    seed,
+)
+from compact_mnist.stamps import stamp
 from evaluate import evaluate
-from flags import ArgumentParser, check_fits, fraction, model_spec, number, positive_float, positive_int, seed
 from model import HEADS, PRESETS, Net, count_parameters, parse_spec
 
 # Where a preset trains best with other values than the flags' defaults (chosen on validation: docs/experiments.md).
@@ -61,43 +70,91 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--epochs", type=positive_int, default=20, help="training epochs (default: 20)")
-    add("--batch-size", type=number(int, at_least=2), default=256,
-        help="images per step; BatchNorm needs at least 2 (default: 256)")  # fmt: skip
+    add(
+        "--batch-size",
+        type=number(int, at_least=2),
+        default=256,
+        help="images per step; BatchNorm needs at least 2 (default: 256)",
+    )
     add("--lr", type=positive_float, default=0.4, help="peak learning rate of OneCycleLR (default: 0.4)")
     add("--momentum", type=fraction, default=0.9, help="SGD momentum (default: 0.9)")
     add("--weight-decay", type=number(float, at_least=0), default=5e-4, help="SGD weight decay (default: 5e-4)")
     add("--label-smoothing", type=fraction, default=0.1, help="label smoothing (default: 0.1)")
     add("--dropout", type=fraction, default=0.05, help="dropout before the linear layer (default: 0.05)")
-    add("--model", type=model_spec, default="default",
-        help=f"preset ({', '.join(f'{k}: {v}' for k, v in PRESETS.items())}) or a layer spec "
-        'such as "8,M,16,M,16" (default: default)')  # fmt: skip
+    add(
+        "--model",
+        type=model_spec,
+        default="default",
+        help=f"a preset ({', '.join(f'{k} = {v}' for k, v in PRESETS.items())}) or a layer spec "
+        'such as "8,M,16,M,16"; a preset also brings its own recipe (default: the preset default)',
+    )
     add("--no-augment", dest="augment", action="store_false", help="train without random affine augmentation")
-    add("--no-batchnorm", dest="batchnorm", action="store_false",
-        help="no BatchNorm after each convolution, a bias instead (for the ablation study)")  # fmt: skip
-    add("--head", choices=HEADS, default="gap",
+    add(
+        "--no-batchnorm",
+        dest="batchnorm",
+        action="store_false",
+        help="no BatchNorm after each convolution, a bias instead (for the ablation study)",
+    )
+    add(
+        "--head",
+        choices=HEADS,
+        default="gap",
         help="gap: a global average pool before the linear layer; flatten: every pixel of the last map into it "
-        "(default: gap)")  # fmt: skip
-    add("--schedule", choices=("onecycle", "constant"), default="onecycle",
-        help="onecycle: OneCycleLR up to --lr and down; constant: --lr throughout (default: onecycle)")  # fmt: skip
-    add("--augment-strength", type=number(float, at_least=0, at_most=3), default=1.0,
-        help="scales the rotation (10 degrees), shift (2 px) and zoom (10%%) of augmentation (default: 1)")  # fmt: skip
-    add("--elastic", type=number(float, at_least=0, at_most=4), default=0.0,
+        "(default: gap)",
+    )
+    add(
+        "--schedule",
+        choices=("onecycle", "constant"),
+        default="onecycle",
+        help="onecycle: OneCycleLR up to --lr and down; constant: --lr throughout (default: onecycle)",
+    )
+    add(
+        "--augment-strength",
+        type=number(float, at_least=0, at_most=3),
+        default=1.0,
+        help="scales the rotation (10 degrees), shift (2 px) and zoom (10%%) of augmentation (default: 1)",
+    )
+    add(
+        "--elastic",
+        type=number(float, at_least=0, at_most=4),
+        default=0.0,
         help="elastic distortion: a smooth random displacement of up to this many pixels, added to the "
-        "affine augmentation (default: 0, off)")  # fmt: skip
-    add("--clean-epochs", type=number(int, at_least=0), default=0,
-        help="train the last N epochs on un-augmented images, as the test images are (default: 0)")  # fmt: skip
-    add("--ema", type=number(float, at_least=0, below=1), default=0.0,
+        "affine augmentation (default: 0, off)",
+    )
+    add(
+        "--clean-epochs",
+        type=number(int, at_least=0),
+        default=0,
+        help="train the last N epochs on un-augmented images, as the test images are (default: 0)",
+    )
+    add(
+        "--ema",
+        type=number(float, at_least=0, below=1),
+        default=0.0,
         help="evaluate and save an exponential moving average of the weights with this decay per step, "
-        "its BatchNorm statistics recomputed on training images (default: 0, off)")  # fmt: skip
-    add("--val-size", type=number(int, at_least=0, at_most=50_000), default=VAL_SIZE,
+        "its BatchNorm statistics recomputed on training images (default: 0, off)",
+    )
+    add(
+        "--val-size",
+        type=number(int, at_least=0, at_most=50_000),
+        default=VAL_SIZE,
         help="training images held out for validation; 0 trains on all 60,000 and reports no validation "
-        "figure (default: 5000)")  # fmt: skip
+        "figure (default: 5000)",
+    )
     add("--seed", type=seed, default=1, help="random seed (default: 1)")
     add("--deterministic", action="store_true", help="bit-reproducible runs (same machine and threads)")
-    add("--train-limit", type=number(int, at_least=2), default=None,
-        help="use only this many training images (quick checks)")  # fmt: skip
-    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"],
-        help="auto picks CUDA, then MPS, then CPU (default: auto)")  # fmt: skip
+    add(
+        "--train-limit",
+        type=number(int, at_least=2),
+        default=None,
+        help="use only this many training images (quick checks)",
+    )
+    add(
+        "--device",
+        default="auto",
+        choices=["auto", "cuda", "mps", "cpu"],
+        help="auto picks CUDA, then MPS, then CPU (default: auto)",
+    )
     add_data_dir_argument(parser)
     add(
         "--out-dir",
@@ -106,21 +163,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the model and metrics go (default: models/, replacing the committed model)",
     )
     add("--resume", type=Path, default=None, help="continue an interrupted run from its resume checkpoint")
+    for action in parser._actions:  # each flag's help names the presets that train with another value
+        own = [f"{name} {recipe[action.dest]:g}" for name, recipe in PRESET_RECIPES.items() if action.dest in recipe]
+        if own:
+            action.help += f"; the presets' own: {', '.join(own)}"
     args = parser.parse_args(argv)
     if args.model in PRESET_RECIPES:  # a preset's own hyperparameters, unless a flag says otherwise
         parser.set_defaults(**PRESET_RECIPES[args.model])
         args = parser.parse_args(argv)
     if args.augment and args.augment_strength > 0 and args.clean_epochs >= args.epochs:
         source = f" ({args.model}'s recipe)" if "clean_epochs" in PRESET_RECIPES.get(args.model, {}) else ""
-        parser.error(f"--clean-epochs {args.clean_epochs}{source} leaves no augmented epoch of --epochs "
-                     f"{args.epochs}; pass --clean-epochs below {args.epochs}, or --no-augment to train without "
-                     "augmentation")  # fmt: skip
+        parser.error(
+            f"--clean-epochs {args.clean_epochs}{source} leaves no augmented epoch of --epochs "
+            f"{args.epochs}; pass --clean-epochs below {args.epochs}, or --no-augment to train without "
+            "augmentation"
+        )
     args.device = pick_device(args.device, parser)
     train_size = min(args.train_limit or 60_000 - args.val_size, 60_000 - args.val_size)
     if args.batch_size > train_size:
         limit = " (--train-limit)" if args.train_limit else ""
-        parser.error(f"--batch-size {args.batch_size} is larger than the {train_size:,} training images{limit}, "
-                     f"so every epoch would be one step; use at most {train_size}")  # fmt: skip
+        parser.error(
+            f"--batch-size {args.batch_size} is larger than the {train_size:,} training images{limit}, "
+            f"so every epoch would be one step; use at most {train_size}"
+        )
     try:
         check_fits(args.model, args.batch_size, args.device)
     except argparse.ArgumentTypeError as error:
@@ -266,8 +331,9 @@ def train_one_epoch(
                     f"try a lower --lr (now {args.lr}). Nothing was saved; earlier files are unchanged"
                 )
             seen = min((step + 1) * args.batch_size, count)
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct.item() / seen:.2%}",
-                            lr=f"{scheduler.get_last_lr()[0]:.4f}")  # fmt: skip
+            bar.set_postfix(
+                loss=f"{loss.item():.3f}", acc=f"{correct.item() / seen:.2%}", lr=f"{scheduler.get_last_lr()[0]:.4f}"
+            )
             bar.update(step + 1 - bar.n)
     bar.close()
     return losses.mean().item(), correct.item() / min(steps * args.batch_size, count) * 100
@@ -277,9 +343,11 @@ def trained_recipe(args: argparse.Namespace) -> dict:
     """What a run trains, resolved from its flags: the layer spec, epochs, seed and every other recipe value.
     Saved in metrics.json; scripts/launch.py compares it before reusing a finished run."""
     return dict(
-        spec=",".join(parse_spec(args.model)), epochs=args.epochs, seed=args.seed,
+        spec=",".join(parse_spec(args.model)),
+        epochs=args.epochs,
+        seed=args.seed,
         hyperparameters={key: getattr(args, key) for key in RECIPE if key not in ("model", "epochs", "seed")},
-    )  # fmt: skip
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     import torchvision
     from torchsummary import summary
 
-    from plots import training_curves
+    from compact_mnist.plots import training_curves
 
     # torchsummary runs a forward pass in train mode on random input: show a throwaway copy.
     summary(Net(args.model, args.dropout, args.batchnorm, args.head), (1, 28, 28), device="cpu")
@@ -334,11 +402,14 @@ def main(argv: list[str] | None = None) -> int:
     def snapshot(epoch: int) -> dict:
         """Everything needed to continue after `epoch` completed epochs."""
         state = dict(
-            epoch=epoch, history=copy.deepcopy(history), rng=rng_states(generator),
+            epoch=epoch,
+            history=copy.deepcopy(history),
+            rng=rng_states(generator),
             recipe={key: getattr(args, key) for key in RECIPE},
-            optimizer=copy.deepcopy(optimizer.state_dict()), scheduler=scheduler.state_dict(),
+            optimizer=copy.deepcopy(optimizer.state_dict()),
+            scheduler=scheduler.state_dict(),
             averaged=copy.deepcopy(averaged.state_dict()) if averaged is not None else None,
-        )  # fmt: skip
+        )
         return {"state_dict": copy.deepcopy(model.state_dict()), "resume": state}
 
     last_complete = snapshot(start_epoch)
@@ -352,8 +423,16 @@ def main(argv: list[str] | None = None) -> int:
             final_model = model if averaged is None else refresh_batchnorm(averaged, data.train_images)
             val_loss, val_acc = validate(final_model, data)
             test_loss, test_acc = evaluate(final_model, data.test_images, data.test_labels)
-            record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-                          val_acc=val_acc, test_loss=test_loss, test_acc=test_acc)  # fmt: skip
+            record = dict(
+                epoch=epoch,
+                lr=lr,
+                train_loss=train_loss,
+                train_acc=train_acc,
+                val_loss=val_loss,
+                val_acc=val_acc,
+                test_loss=test_loss,
+                test_acc=test_acc,
+            )
             if averaged is not None:  # the raw weights too: the same run answers whether averaging helps
                 record["raw_val_acc"] = validate(model, data)[1]
                 record["raw_test_acc"] = evaluate(model, data.test_images, data.test_labels)[1]
@@ -369,22 +448,32 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out_dir / "resume.pth"
         save_atomic(last_complete, path)
         done = last_complete["resume"]["epoch"]
-        print(f"\ninterrupted; saved {path} after epoch {done}. "
-              f"Continue with: python train.py --resume {path} --out-dir {args.out_dir}")  # fmt: skip
+        print(
+            f"\ninterrupted; saved {path} after epoch {done}. "
+            f"Continue with: python train.py --resume {path} --out-dir {args.out_dir}"
+        )
         return 130
 
     total_seconds = time.perf_counter() - started
     final = history[-1]
     meta = dict(
-        model=args.model, **trained_recipe(args), params=params,
-        val_accuracy=final["val_acc"], test_accuracy=final["test_acc"],
-        raw_val_accuracy=final.get("raw_val_acc"), raw_test_accuracy=final.get("raw_test_acc"),
-        train_seconds=total_seconds, seconds_per_epoch=sum(h["seconds"] for h in history) / len(history),
-        device=str(args.device), machine=machine_name(args.device), threads=torch.get_num_threads(),
-        torch_version=str(torch.__version__), torchvision_version=str(torchvision.__version__),
+        model=args.model,
+        **trained_recipe(args),
+        params=params,
+        val_accuracy=final["val_acc"],
+        test_accuracy=final["test_acc"],
+        raw_val_accuracy=final.get("raw_val_acc"),
+        raw_test_accuracy=final.get("raw_test_acc"),
+        train_seconds=total_seconds,
+        seconds_per_epoch=sum(h["seconds"] for h in history) / len(history),
+        device=str(args.device),
+        machine=machine_name(args.device),
+        threads=torch.get_num_threads(),
+        torch_version=str(torch.__version__),
+        torchvision_version=str(torchvision.__version__),
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         resumed=bool(resume),
-    )  # fmt: skip
+    )
     model_path = args.out_dir / "mnist_model.pth"
     save_atomic({"state_dict": final_model.state_dict(), "meta": meta}, model_path)
     metrics = json.dumps({"meta": meta, "history": history}, indent=2) + "\n"

@@ -29,16 +29,15 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from app import CONCURRENCY
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.drawings import TEMPLATES, draw, place
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from conftest import free_port
+from train import machine_name
 
-from app import CONCURRENCY  # noqa: E402
-from checkpoint import write_atomic  # noqa: E402
-from compact_mnist.drawings import TEMPLATES, draw, place  # noqa: E402
-from conftest import free_port  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from train import machine_name  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 JUNK_EVERY = 10  # every tenth request sends a file that is not an image
 
@@ -60,8 +59,9 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/"
         env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
         command = [sys.executable, "app.py", "--port", str(self.port), "--concurrency", str(concurrency)]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def __enter__(self) -> Server:
         deadline = time.monotonic() + 120
@@ -134,7 +134,7 @@ def handler_cpu_ms(files: list[tuple[str, Path]], junk: Path) -> float:
     """CPU time per request of the demo's own work (loader, preprocessing and model), in this process on one
     thread as the server runs it: what is left of the server's CPU time per request is Gradio's."""
     import app
-    from checkpoint import load_model
+    from compact_mnist.checkpoint import load_model
 
     torch.set_num_threads(1)
     reader = app.Reader(*load_model(ROOT / "models" / "mnist_model.pth"))
@@ -155,23 +155,37 @@ def measure(concurrency: int, args: argparse.Namespace, files: list, junk: Path)
         still_serving = load(server.url, 1, 1, files, junk)["failures"] == []
     latencies = sorted(run["latencies"])
     return dict(
-        concurrency=concurrency, requests=len(latencies), seconds=run["seconds"],
+        concurrency=concurrency,
+        requests=len(latencies),
+        seconds=run["seconds"],
         requests_per_second=len(latencies) / run["seconds"],
-        p50_ms=1000 * statistics.median(latencies), p95_ms=1000 * latencies[int(0.95 * (len(latencies) - 1))],
+        p50_ms=1000 * statistics.median(latencies),
+        p95_ms=1000 * latencies[int(0.95 * (len(latencies) - 1))],
         server_cpu_ms_per_request=None if cpu_before is None else 1000 * (cpu_after - cpu_before) / len(latencies),
         client_cpu_ms_per_request=1000 * client_cpu / len(latencies),
-        digit_failures=len(run["failures"]), junk_sent=len(run["refused"]), junk_refused=sum(run["refused"]),
+        digit_failures=len(run["failures"]),
+        junk_sent=len(run["refused"]),
+        junk_refused=sum(run["refused"]),
         still_serving=still_serving,
-    )  # fmt: skip
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--settings", type=positive_int, nargs="+", default=[1, CONCURRENCY],
-                        help=f"--concurrency values to compare (default: 1 {CONCURRENCY}, before and now)")  # fmt: skip
+    parser.add_argument(
+        "--settings",
+        type=positive_int,
+        nargs="+",
+        default=[1, CONCURRENCY],
+        help=f"--concurrency values to compare (default: 1 {CONCURRENCY}, before and now)",
+    )
     parser.add_argument("--clients", type=positive_int, default=8, help="concurrent clients (default: 8)")
-    parser.add_argument("--requests", type=positive_int, default=220,
-                        help="requests per round, every tenth junk (default: 220: 198 digits, 22 junk)")  # fmt: skip
+    parser.add_argument(
+        "--requests",
+        type=positive_int,
+        default=220,
+        help="requests per round, every tenth junk (default: 220: 198 digits, 22 junk)",
+    )
     parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds (default: 3)")
     parser.add_argument(
         "--out",
@@ -191,16 +205,26 @@ def main(argv: list[str] | None = None) -> int:
                 result = measure(setting, args, files, junk)
                 rounds[setting].append(result)
                 rate, p50, p95 = (result[key] for key in ("requests_per_second", "p50_ms", "p95_ms"))
-                print(f"round {round_index + 1}, --concurrency {setting}: {rate:.1f} requests/s, p50 {p50:.0f} ms, "
-                      f"p95 {p95:.0f} ms", flush=True)  # fmt: skip
+                print(
+                    f"round {round_index + 1}, --concurrency {setting}: {rate:.1f} requests/s, p50 {p50:.0f} ms, "
+                    f"p95 {p95:.0f} ms",
+                    flush=True,
+                )
     results = [sorted(runs, key=lambda r: r["requests_per_second"])[len(runs) // 2] for runs in rounds.values()]
     baseline = results[0]["requests_per_second"]
     for result in results:
         result["vs_first"] = result["requests_per_second"] / baseline
-    report = dict(machine=machine_name(torch.device("cpu")), cpus=os.cpu_count(), python=platform.python_version(),
-                  clients=args.clients, requests=args.requests, rounds=args.rounds, handler_cpu_ms_per_request=handler,
-                  results=results,
-                  all_rounds=rounds)  # fmt: skip
+    report = dict(
+        machine=machine_name(torch.device("cpu")),
+        cpus=os.cpu_count(),
+        python=platform.python_version(),
+        clients=args.clients,
+        requests=args.requests,
+        rounds=args.rounds,
+        handler_cpu_ms_per_request=handler,
+        results=results,
+        all_rounds=rounds,
+    )
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
     return 0

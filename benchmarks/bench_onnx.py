@@ -15,23 +15,21 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import onnxruntime
+import torch
+
+from compact_mnist.checkpoint import load_model, write_atomic
+from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from evaluate import predict
+from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8
+from train import machine_name
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import onnxruntime  # noqa: E402
-import torch  # noqa: E402
-
-from checkpoint import load_model, write_atomic  # noqa: E402
-from data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from train import machine_name  # noqa: E402
 
 
 def onnx_runner(onnx_bytes: bytes):
@@ -93,20 +91,29 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(
             dict(
-                name=name, file_bytes=len(data) if data else args.checkpoint.stat().st_size,
+                name=name,
+                file_bytes=len(data) if data else args.checkpoint.stat().st_size,
                 tensor_bytes=initializer_bytes(data) if data else sum(t.nbytes for t in model.state_dict().values()),
-                test_accuracy=accuracy, microseconds_per_image=1e6 * statistics.median(per_image[name]),
+                test_accuracy=accuracy,
+                microseconds_per_image=1e6 * statistics.median(per_image[name]),
             )
-        )  # fmt: skip
+        )
     float_row = rows[1]
     for row in rows:
         row["tensor_share_of_float"] = row["tensor_bytes"] / float_row["tensor_bytes"]
         row["latency_vs_float"] = row["microseconds_per_image"] / float_row["microseconds_per_image"]
     results = dict(
-        machine=machine_name(torch.device("cpu")), system=platform.system(), threads=1,
-        onnxruntime=onnxruntime.__version__, torch=str(torch.__version__), model=meta["model"], params=meta["params"],
-        rounds=args.rounds, images_per_round=args.images, rows=rows,
-    )  # fmt: skip
+        machine=machine_name(torch.device("cpu")),
+        system=platform.system(),
+        threads=1,
+        onnxruntime=onnxruntime.__version__,
+        torch=str(torch.__version__),
+        model=meta["model"],
+        params=meta["params"],
+        rounds=args.rounds,
+        images_per_round=args.images,
+        rows=rows,
+    )
     write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(results).encode(), args.out.with_suffix(".md"))
     print(markdown(results))

@@ -18,12 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.errors import run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
 
-from checkpoint import write_atomic  # noqa: E402
-from errors import run_cli  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BASELINE = ["-c", "import torch"]
 SCRIPTS = ["train.py", "evaluate.py", "predict.py", "export.py", "app.py", "scripts/seeds.py", "scripts/search.py"]

@@ -27,16 +27,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch
+import torchvision
+from torch.utils.data import DataLoader
+from torchvision import transforms
 
-import torch  # noqa: E402
-import torchvision  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-from torchvision import transforms  # noqa: E402
-
-from checkpoint import write_atomic  # noqa: E402
-from data import (  # noqa: E402
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.data import (
     MEAN,
     STD,
     MnistTensors,
@@ -46,10 +43,10 @@ from data import (  # noqa: E402
     resolve_data_dir,
     shuffled_batches,
 )
-from errors import run_cli  # noqa: E402
-from flags import ArgumentParser, model_spec, positive_int  # noqa: E402
-from model import Net, count_parameters, layer_table, parse_spec  # noqa: E402
-from train import (  # noqa: E402
+from compact_mnist.errors import run_cli
+from compact_mnist.flags import ArgumentParser, model_spec, positive_int
+from model import Net, count_parameters, layer_table, parse_spec
+from train import (
     build_model,
     machine_name,
     make_optimizer,
@@ -58,6 +55,8 @@ from train import (  # noqa: E402
     train_step,
     weight_average,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EPOCH_IMAGES = 55_000
 
@@ -77,11 +76,13 @@ def time_ours(data: MnistTensors, args: argparse.Namespace, images: int, channel
 
 def classic_loader(data_dir: Path, batch_size: int) -> DataLoader:
     """The usual pipeline: PIL images, per-image RandomAffine + ToTensor + Normalize, 2 workers."""
-    transform = transforms.Compose([
-        transforms.RandomAffine(degrees=10, translate=(2 / 28, 2 / 28), scale=(0.9, 1.1)),
-        transforms.ToTensor(),
-        transforms.Normalize((MEAN,), (STD,)),
-    ])  # fmt: skip
+    transform = transforms.Compose(
+        [
+            transforms.RandomAffine(degrees=10, translate=(2 / 28, 2 / 28), scale=(0.9, 1.1)),
+            transforms.ToTensor(),
+            transforms.Normalize((MEAN,), (STD,)),
+        ]
+    )
     dataset = torchvision.datasets.MNIST(str(data_dir), train=True, transform=transform)
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=2)
 
@@ -155,8 +156,12 @@ def run_train(flags: list[str]) -> tuple[float, int | None, dict]:
     """Wall seconds, peak resident memory (MB) and metrics of a train.py subprocess."""
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(ROOT / "train.py"), "--out-dir", out, *flags], check=True,
-                       stdout=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+        subprocess.run(
+            [sys.executable, str(ROOT / "train.py"), "--out-dir", out, *flags],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
         seconds = time.perf_counter() - start
         metrics = json.loads((Path(out) / "metrics.json").read_text())
     return seconds, peak_child_memory_mb(), metrics
@@ -169,8 +174,12 @@ def main() -> int:
     )
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed repeats of each path (default: 3)")
     parser.add_argument("--full", action="store_true", help="also time a whole python train.py")
-    parser.add_argument("--model", type=model_spec, default="default",
-                        help="preset or layer spec to train, as train.py's --model (default: default)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        type=model_spec,
+        default="default",
+        help="preset or layer spec to train, as train.py's --model (default: default)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -192,9 +201,11 @@ def main() -> int:
     if options.full:
         seconds, full_peak_mb, metrics = run_train(model_flags)
         full_run = dict(
-            wall_seconds=seconds, epochs=metrics["meta"]["epochs"],
-            test_accuracy=metrics["meta"]["test_accuracy"], peak_memory_mb=full_peak_mb,
-        )  # fmt: skip
+            wall_seconds=seconds,
+            epochs=metrics["meta"]["epochs"],
+            test_accuracy=metrics["meta"]["test_accuracy"],
+            peak_memory_mb=full_peak_mb,
+        )
 
     timers = {
         "ours": lambda: time_ours(data, affine, options.images),
@@ -217,16 +228,25 @@ def main() -> int:
     for name, seconds in timings.items():
         median = statistics.median(seconds)
         paths[name] = dict(
-            median_seconds=median, images_per_second=options.images / median,
-            seconds_per_epoch=median * EPOCH_IMAGES / options.images, repeats=seconds,
-        )  # fmt: skip
+            median_seconds=median,
+            images_per_second=options.images / median,
+            seconds_per_epoch=median * EPOCH_IMAGES / options.images,
+            repeats=seconds,
+        )
     flops, peak = training_flops_per_image(Net(args.model)), matmul_gflops()
     results = dict(
-        machine=dict(cpu=machine_name(torch.device("cpu")), cores=torch.get_num_threads(),
-                     python=platform.python_version(), torch=torch.__version__),
-        model=dict(preset=options.model, spec=",".join(parse_spec(args.model)),
-                   params=count_parameters(Net(args.model))),
-        batch_size=args.batch_size, images_per_repeat=options.images, paths=paths,
+        machine=dict(
+            cpu=machine_name(torch.device("cpu")),
+            cores=torch.get_num_threads(),
+            python=platform.python_version(),
+            torch=torch.__version__,
+        ),
+        model=dict(
+            preset=options.model, spec=",".join(parse_spec(args.model)), params=count_parameters(Net(args.model))
+        ),
+        batch_size=args.batch_size,
+        images_per_repeat=options.images,
+        paths=paths,
         elastic=args.elastic,
         speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours"]["median_seconds"],
         recipe_speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours_recipe"]["median_seconds"],
@@ -234,9 +254,10 @@ def main() -> int:
         channels_last_speedup=paths["ours_nchw"]["median_seconds"] / paths["ours"]["median_seconds"],
         data_path_speedup=paths["classic_data_only"]["median_seconds"] / paths["ours_data_only"]["median_seconds"],
         training_flops_per_image=flops,
-        gflops_per_second=flops * paths["ours"]["images_per_second"] / 1e9, matmul_gflops_per_second=peak,
+        gflops_per_second=flops * paths["ours"]["images_per_second"] / 1e9,
+        matmul_gflops_per_second=peak,
         peak_memory_mb_one_epoch=peak_mb,
-    )  # fmt: skip
+    )
     if full_run:
         results["full_run"] = full_run
     write_atomic((json.dumps(results, indent=2) + "\n").encode(), options.out)
@@ -256,15 +277,23 @@ def markdown(results: dict) -> str:
     elastic = results["elastic"]
     rows = [  # (what the row runs, its timings, which classic row it is compared with, bold)
         ("ours: tensors on the device, batched affine augmentation", "ours", classic, True),
-        ("classic: per-image RandomAffine + DataLoader (2 workers), the same affine augmentation", "classic", classic,
-         False),
-        (f"ours as python train.py runs it: affine and elastic ({elastic:g} px) augmentation", "ours_recipe", classic,
-         False),
+        (
+            "classic: per-image RandomAffine + DataLoader (2 workers), the same affine augmentation",
+            "classic",
+            classic,
+            False,
+        ),
+        (
+            f"ours as python train.py runs it: affine and elastic ({elastic:g} px) augmentation",
+            "ours_recipe",
+            classic,
+            False,
+        ),
         ("ours, affine augmentation, model in PyTorch's default NCHW layout", "ours_nchw", classic, False),
         ("ours, data only (shuffle + affine augmentation, no model)", "ours_data_only", classic_data, True),
         (f"ours, data only, affine and elastic ({elastic:g} px)", "ours_recipe_data_only", classic_data, False),
         ("classic, data only (DataLoader, no model)", "classic_data_only", classic_data, False),
-    ]  # fmt: skip
+    ]
     lines = [
         f"Measured on {machine['cpu']}, {machine['cores']} threads, torch {machine['torch']}; "
         f"{results['model']['preset']} model ({results['model']['params']:,} parameters), batch "
@@ -279,8 +308,11 @@ def markdown(results: dict) -> str:
         path = paths[key]
         ratio = f"{baseline / path['median_seconds']:.1f}x" if key not in ("classic", "classic_data_only") else "1.0x"
         digits = 2 if "data_only" in key else 1
-        lines.append(f"| {label} | {path['images_per_second']:,.0f} | {path['seconds_per_epoch']:.{digits}f} | "
-                     + (f"**{ratio}**" if bold else ratio) + " |")  # fmt: skip
+        lines.append(
+            f"| {label} | {path['images_per_second']:,.0f} | {path['seconds_per_epoch']:.{digits}f} | "
+            + (f"**{ratio}**" if bold else ratio)
+            + " |"
+        )
     flops, achieved = results["training_flops_per_image"], results["gflops_per_second"]
     peak = results["matmul_gflops_per_second"]
     lines += [

@@ -22,25 +22,22 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist import data, webpage
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_model, write_atomic
+from compact_mnist.drawings import TEMPLATES, browser_pictures, validation_sample, write
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from compact_mnist.stamps import stamp
+from evaluate import predict
+from train import machine_name
 
-import data  # noqa: E402
-from checkpoint import COMMITTED_MODEL, load_model, write_atomic  # noqa: E402
-from compact_mnist import webpage  # noqa: E402
-from compact_mnist.drawings import TEMPLATES, browser_pictures, validation_sample, write  # noqa: E402
-from compact_mnist.stamps import stamp  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from train import machine_name  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MODEL_INT8 = ROOT / "models" / "mnist_model.int8.onnx"
 # A digit drawn on the canvas with the page's own pen, the moment its model is ready: the first prediction.
@@ -116,8 +113,11 @@ def parity(browser, url: str, data_dir: Path, mnist: int, drawn: int, folder: Pa
         paths = [path for _, path, _ in files]
         webpage.read_files(page, paths[:20])  # warm-up
         browser_side, python_side = webpage.read_files(page, paths), webpage.python_readings(paths, MODEL_INT8)
-        both = [(b, p, label) for (label, _, _), b, p in zip(files, browser_side, python_side, strict=True)
-                if "error" not in b and "error" not in p]  # fmt: skip
+        both = [
+            (b, p, label)
+            for (label, _, _), b, p in zip(files, browser_side, python_side, strict=True)
+            if "error" not in b and "error" not in p
+        ]
         inputs = torch.tensor([p["input"] for _, p, _ in both]).reshape(-1, 1, 28, 28)
         float_digits = predict(model, inputs).argmax(1).tolist() if both else []
         kinds[kind] = kind_row(files, browser_side, python_side, both, float_digits)
@@ -207,8 +207,10 @@ def markdown(results: dict) -> str:
     ]
     for kind, row in results["parity"].items():
         reads = [f"{row[key]:.1f}%" if row[key] is not None else "" for key in ("page_reads", "predict_py_reads")]
-        times = [f"{row[f'{step}_ms']['median']:.1f} / {row[f'{step}_ms']['p95']:.1f}"
-                 for step in ("decode", "preprocess", "inference")]  # fmt: skip
+        times = [
+            f"{row[f'{step}_ms']['median']:.1f} / {row[f'{step}_ms']['p95']:.1f}"
+            for step in ("decode", "preprocess", "inference")
+        ]
         refused = f"{row['refused_by_page']} / {row['refused_by_python']}"
         lines.append(
             f"| {kind} | {row['pictures']:,} | {row['same_digit']:.1f}% | {row['mean_abs_difference']:.1e} "
@@ -225,7 +227,7 @@ def markdown(results: dict) -> str:
         f"operators into integer kernels ({digits['page_differs_from_default']} differ; this CPU "
         f"{'has' if results['integer_dot_product'] else 'lacks'} VNNI, without which those kernels multiply in "
         "16 bits and can saturate).",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -251,12 +253,15 @@ def main(argv: list[str] | None = None) -> int:
         except webpage.NoBrowser as error:
             raise UserError(str(error)) from None
         results = dict(
-            machine=machine_name(torch.device("cpu")), platform=platform.platform(), chromium=browser.version,
+            machine=machine_name(torch.device("cpu")),
+            platform=platform.platform(),
+            chromium=browser.version,
             integer_dot_product=integer_dot_product(),
-            onnxruntime_web=package["version"], first_visit=first_visits(browser, url, args.visits),
+            onnxruntime_web=package["version"],
+            first_visit=first_visits(browser, url, args.visits),
             parity=parity(browser, url, data_dir, args.mnist, args.drawn, Path(folder) / "pictures"),
             test_digits=test_digits(browser, url, data_dir),
-        )  # fmt: skip
+        )
         if args.screenshot:
             screenshot(browser, url, args.screenshot)
         browser.close()

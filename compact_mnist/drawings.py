@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from data import ensure_downloaded, read_split, split_indices
+from compact_mnist.data import ensure_downloaded, read_split, split_indices
 
 CANVAS = 420  # the demo's canvas size
 FONTS = [
@@ -88,8 +88,9 @@ def typed(digit: int, font: str, size: int) -> Image.Image:
 
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / font
     image = Image.new("RGB", (CANVAS, CANVAS), "white")
-    ImageDraw.Draw(image).text((CANVAS / 2, CANVAS / 2), str(digit), fill="black", anchor="mm",
-                               font=ImageFont.truetype(str(path), size))  # fmt: skip
+    ImageDraw.Draw(image).text(
+        (CANVAS / 2, CANVAS / 2), str(digit), fill="black", anchor="mm", font=ImageFont.truetype(str(path), size)
+    )
     return image
 
 
@@ -175,8 +176,9 @@ def plain_file(digit: torch.Tensor) -> Image.Image:
 def sideways(photo: Image.Image, orientation: int) -> tuple[Image.Image, Image.Exif]:
     """A photo as a phone stores it when held turned: the pixels turned, with the EXIF orientation tag (3: upside
     down, 6 and 8: a quarter turn) that tells a viewer how to show it upright."""
-    stored = photo.transpose({3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
-                              8: Image.Transpose.ROTATE_270}[orientation])  # fmt: skip
+    stored = photo.transpose(
+        {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation]
+    )
     exif = Image.Exif()
     exif[0x0112] = orientation  # Orientation
     return stored, exif

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
-from checkpoint import fingerprint, write_atomic
+from compact_mnist.checkpoint import fingerprint, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,15 +45,19 @@ def read(picture: Path) -> tuple[dict[str, str], str] | None:
 
 def stale(made_from: dict[str, str]) -> list[str]:
     """The recorded files whose contents have changed since the picture was made (or that are gone)."""
-    return [path for path, recorded in made_from.items()
-            if not (ROOT / path).is_file() or fingerprint(ROOT / path) != recorded]  # fmt: skip
+    return [
+        path
+        for path, recorded in made_from.items()
+        if not (ROOT / path).is_file() or fingerprint(ROOT / path) != recorded
+    ]
 
 
 def committed(path: str) -> bool | None:
     """Whether a file is as the last commit has it (no retrain since); None outside a git checkout."""
     try:
-        status = subprocess.run(["git", "status", "--porcelain", "--", path], cwd=ROOT, capture_output=True,
-                                text=True, check=True)  # fmt: skip
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", path], cwd=ROOT, capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return status.stdout.strip() == ""

@@ -44,8 +44,14 @@ def launch_chromium(playwright):
     path = os.environ.get("CHROMIUM") or next(
         (found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None
     )
-    flags = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     try:
         return playwright.chromium.launch(executable_path=path, args=flags)
     except PlaywrightError as error:
@@ -159,15 +165,15 @@ def like_the_page(onnx_path: Path):
 def python_readings(paths: list[Path], onnx_path: Path) -> list[dict]:
     """Each file as Python reads it: predict.py's loader and preprocessing, then the same int8 model in
     onnxruntime as the page runs it. {digit, input (784 floats)}, or {error}."""
-    import predict
+    from compact_mnist import preprocess
 
     session = like_the_page(onnx_path)
     readings = []
     for path in paths:
         try:
-            image, _ = predict.load_image(path)
-            digit = predict.to_mnist(image).numpy()
-        except (ValueError, predict.UserError) as error:
+            image, _ = preprocess.load_image(path)
+            digit = preprocess.to_mnist(image).numpy()
+        except (ValueError, preprocess.UserError) as error:
             readings.append(dict(error=str(error)))
             continue
         log_probs = session.run(None, {"images": digit[None]})[0][0]

@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.bench_train import EPOCH_IMAGES, time_ours
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.data import load_mnist, resolve_data_dir
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from model import PRESETS
+from scripts import seeds
+from train import parse_args
 
-from benchmarks.bench_train import EPOCH_IMAGES, time_ours  # noqa: E402
-from checkpoint import write_atomic  # noqa: E402
-from data import load_mnist, resolve_data_dir  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from model import PRESETS  # noqa: E402
-from scripts import seeds  # noqa: E402
-from train import parse_args  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SEEDS = ["0", "1", "2", "3"]
 # name -> (what is taken away, train.py flags that take it away)
@@ -86,10 +84,14 @@ def summary(report: dict, failures: dict[str, str], seconds: dict[str, float]) -
         row = dict(name=name, taken_away=taken, flags=flags, failed=failures.get(name))
         if name in report and not row["failed"]:
             entry = report[name]
-            row |= dict(params=entry["params"], val_mean=entry["summary"]["val_acc"]["mean"],
-                        test_mean=entry["summary"]["test_acc"]["mean"], seconds_per_epoch=seconds[name],
-                        time_vs_default=seconds[name] / seconds["default"],
-                        val_gain=entry.get("compared_with", {}).get("val_gain"))  # fmt: skip
+            row |= dict(
+                params=entry["params"],
+                val_mean=entry["summary"]["val_acc"]["mean"],
+                test_mean=entry["summary"]["test_acc"]["mean"],
+                seconds_per_epoch=seconds[name],
+                time_vs_default=seconds[name] / seconds["default"],
+                val_gain=entry.get("compared_with", {}).get("val_gain"),
+            )
         rows.append(row)
     return rows
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser
+from compact_mnist.stamps import stamp
 
-from checkpoint import write_atomic  # noqa: E402
-from compact_mnist.stamps import stamp  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PRESETS = ("micro", "tiny", "small", "default")
 
@@ -34,12 +32,19 @@ def points(report: dict) -> list[dict]:
         per_epoch = [run["seconds_per_epoch"] for run in entry["runs"] if run.get("seconds_per_epoch")]
         rows.append(
             dict(
-                preset=name, params=entry["params"], seeds=len(entry["runs"]), train_args=entry["train_args"],
-                test_mean=test["mean"], test_min=test["min"], test_max=test["max"], test_std=test["std"],
-                val_mean=val["mean"], seconds_per_epoch=statistics.median(per_epoch) if per_epoch else None,
+                preset=name,
+                params=entry["params"],
+                seeds=len(entry["runs"]),
+                train_args=entry["train_args"],
+                test_mean=test["mean"],
+                test_min=test["min"],
+                test_max=test["max"],
+                test_std=test["std"],
+                val_mean=val["mean"],
+                seconds_per_epoch=statistics.median(per_epoch) if per_epoch else None,
                 threads=sorted({run.get("threads") for run in entry["runs"]} - {None}),
             )
-        )  # fmt: skip
+        )
     return rows
 
 
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     report = dict(points=rows)
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(rows).encode(), args.out.with_suffix(".md"))
-    from plots import frontier  # matplotlib: only once there is something to draw
+    from compact_mnist.plots import frontier  # matplotlib: only once there is something to draw
 
     frontier(rows, args.out.with_suffix(".png"))
     stamp(args.out.with_suffix(".png"), [args.seeds_report], "python scripts/frontier.py")

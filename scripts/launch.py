@@ -15,10 +15,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist.checkpoint import write_atomic
 
-from checkpoint import write_atomic  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # train.py prints one such line per epoch: "epoch  3/20  train loss ... val  99.12%  test ..."
 EPOCH_LINE = re.compile(r"^epoch\s+(\d+)/\d+\s.*\bval\s+([\d.]+)%")

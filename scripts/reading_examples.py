@@ -11,20 +11,17 @@ digits that touch (read with --number), a word written beside a digit, ruled pap
 from __future__ import annotations
 
 import random
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
-
-import predict as predict_py  # noqa: E402
-from checkpoint import add_model_arguments, load_model  # noqa: E402
-from compact_mnist.drawings import (  # noqa: E402
+from compact_mnist import preprocess
+from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.data import MEAN, STD, add_data_dir_argument, resolve_data_dir
+from compact_mnist.drawings import (
     as_image,
     large_photo,
     magnified,
@@ -35,13 +32,14 @@ from compact_mnist.drawings import (  # noqa: E402
     sideways,
     transparent,
     validation_sample,
-)  # fmt: skip
-from compact_mnist.stamps import stamp  # noqa: E402
-from data import MEAN, STD, add_data_dir_argument, resolve_data_dir  # noqa: E402
-from errors import run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from flags import ArgumentParser  # noqa: E402
-from plots import reading_examples  # noqa: E402
+)
+from compact_mnist.errors import run_cli
+from compact_mnist.flags import ArgumentParser
+from compact_mnist.plots import reading_examples
+from compact_mnist.stamps import stamp
+from evaluate import predict
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def failures(images: torch.Tensor, rng: random.Random) -> dict[str, tuple[Image.Image, bool]]:
@@ -66,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     add_data_dir_argument(parser)
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "reading_examples.png",
-                        help="the picture (default: the committed reports/reading_examples.png)")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "reports" / "reading_examples.png",
+        help="the picture (default: the committed reports/reading_examples.png)",
+    )
     args = parser.parse_args(argv)
     model, _ = load_model(args.checkpoint, args.model)
     images, labels = validation_sample(resolve_data_dir(args.data_dir), 12)
@@ -89,12 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         for index, (name, (picture, kind, number)) in enumerate(kinds.items()):
             path = Path(folder) / f"{index}.{kind.lower()}"
             picture.save(path, format=kind, exif=picture.info.get("exif", b""))
-            loaded, _ = predict_py.load_image(path)
-            ink = predict_py.ink_of(loaded)
-            inputs = predict_py.number_inputs(ink) if number else predict_py.mnist_digit(ink)[None]
+            loaded, _ = preprocess.load_image(path)
+            ink = preprocess.ink_of(loaded)
+            inputs = preprocess.number_inputs(ink) if number else preprocess.mnist_digit(ink)[None]
             confidence, digits = predict(model, inputs).exp().max(1)
             reading = "".join(map(str, digits.tolist())) + f" ({confidence.min().item():.0%})"
-            shown = np.asarray(predict_py.greyscale(loaded))
+            shown = np.asarray(preprocess.greyscale(loaded))
             panels.append((name, shown, (inputs * STD + MEAN).clamp(0, 1), reading))
     reading_examples(panels, args.out)
     stamp(args.out, [args.checkpoint], "python scripts/reading_examples.py")

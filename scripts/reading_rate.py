@@ -29,6 +29,7 @@ fonts that matplotlib ships, so every machine has them, at two sizes).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import shutil
@@ -37,15 +38,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
-
-import predict as predict_py  # noqa: E402
-from checkpoint import add_model_arguments, fingerprint, load_model, write_atomic  # noqa: E402
-from compact_mnist import stamps  # noqa: E402
-from compact_mnist.drawings import (  # noqa: E402
+from compact_mnist import preprocess, stamps
+from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.data import add_data_dir_argument, normalize, resolve_data_dir
+from compact_mnist.drawings import (
     CANVAS,
     FONTS,
     PNG,
@@ -57,25 +55,43 @@ from compact_mnist.drawings import (  # noqa: E402
     validation_sample,
     write,
 )
-from data import add_data_dir_argument, normalize, resolve_data_dir  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from evaluate import predict  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from evaluate import predict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+MOVED_MODULES = ("checkpoint", "data", "errors", "flags", "plots")  # top-level modules until they moved
 
 
 def preprocessing_at(revision: str):
-    """predict.py as it was at a git revision (its loader and preprocessing), to compare them on the same rows."""
+    """The loader and preprocessing as they were at a git revision (compact_mnist/preprocess.py, or before that
+    predict.py), to compare them on the same rows."""
+    source = None
+    for path in ("compact_mnist/preprocess.py", "predict.py"):  # where the preprocessing lived, newest first
+        try:
+            source = subprocess.run(
+                ["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True
+            ).stdout
+            break
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    if source is None:
+        raise UserError(f"--against {revision}: no preprocessing at that revision of this git checkout") from None
+    # Revisions from before the internals moved into compact_mnist import them by their old top-level names.
+    aliases = [name for name in MOVED_MODULES if name not in sys.modules]
+    sys.modules.update({name: importlib.import_module(f"compact_mnist.{name}") for name in aliases})
     try:
-        source = subprocess.run(["git", "show", f"{revision}:predict.py"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        raise UserError(f"--against {revision}: no predict.py at that revision of this git checkout") from None
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"predict_{revision}.py"
-        path.write_text(source)
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"predict_{revision}.py"
+            path.write_text(source)
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+    finally:
+        for name in aliases:
+            del sys.modules[name]
     return module
 
 
@@ -114,9 +130,10 @@ def reading_rate(model: torch.nn.Module, files: list[tuple[str, Path, dict]], mo
 
 def controls(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, folder: Path) -> torch.Tensor:
     """Whether each validation digit is read right as a plain file (the control of every file row)."""
-    files = write([(str(label), plain_file(image), PNG) for label, image in zip(labels.tolist(), images, strict=True)],
-                  folder)  # fmt: skip
-    inputs = torch.cat([read_file(predict_py, path, False)[0] for _, path, _ in files])
+    files = write(
+        [(str(label), plain_file(image), PNG) for label, image in zip(labels.tolist(), images, strict=True)], folder
+    )
+    inputs = torch.cat([read_file(preprocess, path, False)[0] for _, path, _ in files])
     return predict(model, inputs).argmax(1) == labels
 
 
@@ -125,15 +142,26 @@ def main(argv: list[str] | None = None) -> int:
     add_model_arguments(parser)
     add_data_dir_argument(parser)
     parser.add_argument("--drawn", type=positive_int, default=1000, help="drawn digits to try (default: 1000)")
-    parser.add_argument("--mnist", type=positive_int, default=1000,
-                        help="validation digits in each MNIST-made row (default: 1000)")  # fmt: skip
+    parser.add_argument(
+        "--mnist", type=positive_int, default=1000, help="validation digits in each MNIST-made row (default: 1000)"
+    )
     parser.add_argument("--numbers", type=positive_int, default=1000, help="numbers to try (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="the pictures' generator (default: 0, the report's)")
-    parser.add_argument("--against", nargs="+", default=[], metavar="REV",
-                        help="also read every row through predict.py at these git revisions")  # fmt: skip
-    parser.add_argument("--against-at-most", type=positive_int, default=None, metavar="N",
-                        help="read only the first N files of each row through the older revisions, whose path takes "
-                        "seconds on a large photo (default: every file)")  # fmt: skip
+    parser.add_argument(
+        "--against",
+        nargs="+",
+        default=[],
+        metavar="REV",
+        help="also read every row through predict.py at these git revisions",
+    )
+    parser.add_argument(
+        "--against-at-most",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="read only the first N files of each row through the older revisions, whose path takes "
+        "seconds on a large photo (default: every file)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -142,16 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     model, meta = load_model(args.checkpoint, args.model)
-    paths = {"now": predict_py} | {revision: preprocessing_at(revision) for revision in args.against}
+    paths = {"now": preprocess} | {revision: preprocessing_at(revision) for revision in args.against}
     images, labels = validation_sample(resolve_data_dir(args.data_dir), args.mnist)
     as_they_are = (predict(model, normalize(images)).argmax(1) == labels).tolist()
     rows = mnist_rows(images, labels, args.seed) | {
         "number": number_row(images, labels, args.numbers, args.seed),
-        "drawn": (f"sketchpad-style strokes 4-40 px wide, digits 20-90% of a {CANVAS}px canvas high, tilted and moved",
-                  [(str(digit), image, PNG) for digit, image in drawn_digits(args.drawn)]),
-        "typed": (f"{len(FONTS)} fonts shipped with matplotlib, two sizes",
-                  [(str(digit), image, PNG) for digit, image in typed_digits()]),
-    }  # fmt: skip
+        "drawn": (
+            f"sketchpad-style strokes 4-40 px wide, digits 20-90% of a {CANVAS}px canvas high, tilted and moved",
+            [(str(digit), image, PNG) for digit, image in drawn_digits(args.drawn)],
+        ),
+        "typed": (
+            f"{len(FONTS)} fonts shipped with matplotlib, two sizes",
+            [(str(digit), image, PNG) for digit, image in typed_digits()],
+        ),
+    }
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         plain = controls(model, images, labels, Path(folder) / "control").tolist()
@@ -168,13 +200,24 @@ def main(argv: list[str] | None = None) -> int:
             for label, module in paths.items():
                 read = files if label == "now" else files[: args.against_at_most]
                 row[label] = reading_rate(model, read, module, number=name == "number") | dict(files=len(read))
-                print(f"{name} ({label}): {row[label]['read_correctly']:.1f}% of {len(read):,} read correctly, "
-                      f"{row[label]['refused']} refused", flush=True)  # fmt: skip
+                print(
+                    f"{name} ({label}): {row[label]['read_correctly']:.1f}% of {len(read):,} read correctly, "
+                    f"{row[label]['refused']} refused",
+                    flush=True,
+                )
             results[name] = row
             shutil.rmtree(files[0][1].parent)  # a thousand large photos take gigabytes
-    report = dict(checkpoint=stamps.name(args.checkpoint), checkpoint_sha256=fingerprint(args.checkpoint),
-                  model=meta.get("model"), fonts=FONTS, against=args.against, against_at_most=args.against_at_most,
-                  seed=args.seed, mnist_sample=dict(split="validation", count=args.mnist), rows=results)  # fmt: skip
+    report = dict(
+        checkpoint=stamps.name(args.checkpoint),
+        checkpoint_sha256=fingerprint(args.checkpoint),
+        model=meta.get("model"),
+        fonts=FONTS,
+        against=args.against,
+        against_at_most=args.against_at_most,
+        seed=args.seed,
+        mnist_sample=dict(split="validation", count=args.mnist),
+        rows=results,
+    )
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
     return 0
@@ -185,9 +228,18 @@ def percent(flags: list[bool] | None) -> float | None:
 
 
 ROWS_FROM_MNIST = (
-    "plain file", "low resolution 8x8", "low resolution 16x16", "thin pen", "thick pen", "16-bit scan",
-    "transparent, black ink", "transparent, white ink", "ruled paper", "squared paper", "form box",
-)  # fmt: skip
+    "plain file",
+    "low resolution 8x8",
+    "low resolution 16x16",
+    "thin pen",
+    "thick pen",
+    "16-bit scan",
+    "transparent, black ink",
+    "transparent, white ink",
+    "ruled paper",
+    "squared paper",
+    "form box",
+)
 
 
 def markdown(report: dict) -> str:
@@ -196,24 +248,32 @@ def markdown(report: dict) -> str:
     titles = ["read correctly"] + [f"with predict.py at {revision}" for revision in report["against"]]
     lines = [
         "| digits | how they were made | count | MNIST digits as they are | as plain files | "
-        + " | ".join(titles) + " | refused | --number note |",
+        + " | ".join(titles)
+        + " | refused | --number note |",
         "|---|---|---:|---:|---:|" + "---:|" * len(titles) + "---:|---:|",
-    ]  # fmt: skip
+    ]
     for name, row in report["rows"].items():
         same = [f"{row[key]:.1f}%" if row[key] is not None else "" for key in ("mnist_as_they_are", "plain_files")]
-        rates = [f"{row[label]['read_correctly']:.1f}%" + (f" ({row[label]['refused']} refused)"
-                 if row[label]["refused"] and label != "now" else "")
-                 + (f" of {row[label]['files']:,}" if row[label]["files"] < row["samples"] else "")
-                 for label in labels]  # fmt: skip
+        rates = [
+            f"{row[label]['read_correctly']:.1f}%"
+            + (f" ({row[label]['refused']} refused)" if row[label]["refused"] and label != "now" else "")
+            + (f" of {row[label]['files']:,}" if row[label]["files"] < row["samples"] else "")
+            for label in labels
+        ]
         rates[0] = f"**{rates[0]}**"
         note = "" if name == "number" else str(row["now"]["noted"])
-        lines.append(f"| {name} | {row['how']} | {row['samples']:,} | {same[0]} | {same[1]} | " + " | ".join(rates)
-                     + f" | {row['now']['refused']} | {note} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {row['how']} | {row['samples']:,} | {same[0]} | {same[1]} | "
+            + " | ".join(rates)
+            + f" | {row['now']['refused']} | {note} |"
+        )
     number = report["rows"].get("number")
     if number:
         misread, lengths = number["now"]["misread_by_length"], number["lengths"]
-        rates = ", ".join(f"{n} digits {100 * (1 - misread.get(str(n), misread.get(n, 0)) / count):.1f}%"
-                          for n, count in lengths.items())  # fmt: skip
+        rates = ", ".join(
+            f"{n} digits {100 * (1 - misread.get(str(n), misread.get(n, 0)) / count):.1f}%"
+            for n, count in lengths.items()
+        )
         lines.append(f"\nNumbers read whole, by length: {rates}.")
     return "\n".join(lines) + "\n"
 

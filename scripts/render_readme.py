@@ -15,13 +15,12 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist.checkpoint import fingerprint
+from compact_mnist.flags import ArgumentParser
+from model import PRESETS, Net, count_parameters, describe, layer_table
+from train import parse_args
 
-from checkpoint import fingerprint  # noqa: E402
-from flags import ArgumentParser  # noqa: E402
-from model import PRESETS, Net, count_parameters, describe, layer_table  # noqa: E402
-from train import parse_args  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TARGET = 99.40
@@ -62,8 +61,10 @@ def results() -> str:
         flag = "" if preset == "default" else f" --model {preset or meta['spec']}"
         label = f"`{path.relative_to(ROOT).as_posix()}`: `python train.py{flag}{device}`"
         if preset != "default":
-            notes.append(f"`{path.relative_to(ROOT).as_posix()}` is of `{preset or meta['spec']}`, not the current "
-                         f"default: the default has not been run{' on CUDA' if device else ''} yet.")  # fmt: skip
+            notes.append(
+                f"`{path.relative_to(ROOT).as_posix()}` is of `{preset or meta['spec']}`, not the current "
+                f"default: the default has not been run{' on CUDA' if device else ''} yet."
+            )
         lines.append(
             f"| {label} | {meta['params']:,} | {meta['val_accuracy']:.2f}% | **{meta['test_accuracy']:.2f}%** "
             f"| {meta['epochs']} | {meta['seconds_per_epoch']:.1f} | {meta['train_seconds']:.0f} s "
@@ -153,13 +154,17 @@ def architecture() -> str:
 
 def presets() -> str:
     """Each preset's size, arithmetic and the receptive field of its last convolution, from the model."""
-    lines = ["| preset | layer spec | parameters | MACs per image | receptive field of the last convolution |",
-             "|---|---|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| preset | layer spec | parameters | MACs per image | receptive field of the last convolution |",
+        "|---|---|---:|---:|---:|",
+    ]
     for preset, spec in PRESETS.items():
         rows = layer_table(Net(preset))
         convolutions = [row for row in rows if "Conv" in row["layer"] or "Separable" in row["layer"]]
-        lines.append(f"| {preset} | `{spec}` | {count_parameters(Net(preset)):,} | "
-                     f"{sum(row['macs'] for row in rows):,} | {convolutions[-1]['rf']} pixels |")  # fmt: skip
+        lines.append(
+            f"| {preset} | `{spec}` | {count_parameters(Net(preset)):,} | "
+            f"{sum(row['macs'] for row in rows):,} | {convolutions[-1]['rf']} pixels |"
+        )
     return "\n".join(lines)
 
 
@@ -181,8 +186,9 @@ def confusions() -> str:
     """The committed model's most frequent mistakes on the test set, from evaluate.py's report."""
     report = json.loads((ROOT / "reports" / "evaluation.json").read_text(encoding="utf-8"))
     matrix = report["confusion_matrix"]
-    pairs = sorted(((matrix[true][guess], true, guess) for true in range(10) for guess in range(10) if true != guess),
-                   reverse=True)[:6]  # fmt: skip
+    pairs = sorted(
+        ((matrix[true][guess], true, guess) for true in range(10) for guess in range(10) if true != guess), reverse=True
+    )[:6]
     listed = ", ".join(f"{true} read as {guess} ({count})" for count, true, guess in pairs)
     return f"Its most frequent confusions on the 10,000 test digits (`reports/evaluation.json`): {listed}."
 

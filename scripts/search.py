@@ -31,15 +31,14 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, number, positive_int
+from compact_mnist.stamps import stamp
+from model import Net, count_parameters
+from scripts.launch import RunFailed, RunStopped, train_run
 
-from checkpoint import write_atomic  # noqa: E402
-from compact_mnist.stamps import stamp  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser, number, positive_int  # noqa: E402
-from model import Net, count_parameters  # noqa: E402
-from scripts.launch import RunFailed, RunStopped, train_run  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # validation accuracy, parameters, seconds per epoch
 # Up to three stages split by 2x2 max-pools: (most convolutions, narrowest width, widest width).
@@ -231,17 +230,21 @@ def pareto_report(study, out_dir: Path) -> Path:
     """Write the study's Pareto front as JSON, markdown and a picture; return the JSON path."""
     import optuna
 
-    from plots import pareto_front
+    from compact_mnist.plots import pareto_front
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     front_numbers = {trial.number for trial in study.best_trials}
 
     def row(trial) -> dict:
         return dict(
-            trial=trial.number, spec=trial.user_attrs["spec"], params=int(trial.values[1]),
-            val_mean=trial.values[0], val_runs=trial.user_attrs["val_accuracies"],
-            seconds_per_epoch=trial.values[2], train_args=trial.user_attrs["train_args"],
-        )  # fmt: skip
+            trial=trial.number,
+            spec=trial.user_attrs["spec"],
+            params=int(trial.values[1]),
+            val_mean=trial.values[0],
+            val_runs=trial.user_attrs["val_accuracies"],
+            seconds_per_epoch=trial.values[2],
+            train_args=trial.user_attrs["train_args"],
+        )
 
     front = sorted((row(trial) for trial in complete if trial.number in front_numbers), key=lambda r: r["params"])
     trials = study.get_trials(deepcopy=False)
@@ -251,13 +254,17 @@ def pareto_report(study, out_dir: Path) -> Path:
     trained = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED") and "train_args" in t.user_attrs]
     hours = (
         (max(t.datetime_complete for t in trained) - min(t.datetime_start for t in trained)).total_seconds() / 3600
-        if trained else 0.0
-    )  # fmt: skip
+        if trained
+        else 0.0
+    )
     report = dict(
-        study=study.study_name, objectives=["val_mean (max)", "params (min)", "seconds_per_epoch (min)"],
+        study=study.study_name,
+        objectives=["val_mean (max)", "params (min)", "seconds_per_epoch (min)"],
         trials={state: states.count(state) for state in sorted(set(states))},
-        trained_trials=len(trained), wall_clock_hours=hours, pareto_front=front,
-    )  # fmt: skip
+        trained_trials=len(trained),
+        wall_clock_hours=hours,
+        pareto_front=front,
+    )
     path = out_dir / f"search-{study.study_name}.json"
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), path)
     write_atomic(markdown(report).encode(), path.with_suffix(".md"))
@@ -290,9 +297,22 @@ def markdown(report: dict) -> str:
 def start_worker(args: argparse.Namespace, url: str, trials: int, threads: int) -> subprocess.Popen:
     """Another `search.py --jobs 1` process on the same study, for `trials` of this call's trials. The storage
     URL goes through its environment: on a command line, any user of the machine could read its password."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--study", args.study, "--trials", str(trials),
-               "--seeds", str(args.seeds), "--threads", str(threads), "--runs", str(args.runs),
-               "--heartbeat", str(args.heartbeat)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--study",
+        args.study,
+        "--trials",
+        str(trials),
+        "--seeds",
+        str(args.seeds),
+        "--threads",
+        str(threads),
+        "--runs",
+        str(args.runs),
+        "--heartbeat",
+        str(args.heartbeat),
+    ]
     if args.max_params:
         command += ["--max-params", str(args.max_params)]
     env = dict(os.environ, **{STORAGE_VARIABLE: url})
@@ -323,11 +343,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--study", default="search", help="study name (default: search)")
-    add("--storage", default=None,
+    add(
+        "--storage",
+        default=None,
         help=f"SQLAlchemy URL of the study database (default: ${STORAGE_VARIABLE}, else sqlite:///runs/search.db); "
-        f"a URL with a password belongs in ${STORAGE_VARIABLE}, not on the command line")  # fmt: skip
-    add("--trials", type=number(int, at_least=0), default=0,
-        help="trials to run now, on top of the study's earlier ones (default: 0, only report)")  # fmt: skip
+        f"a URL with a password belongs in ${STORAGE_VARIABLE}, not on the command line",
+    )
+    add(
+        "--trials",
+        type=number(int, at_least=0),
+        default=0,
+        help="trials to run now, on top of the study's earlier ones (default: 0, only report)",
+    )
     add(
         "--jobs",
         type=positive_int,
@@ -336,9 +363,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--threads", type=positive_int, default=None, help="CPU threads per training run (default: cores / jobs)")
     add("--seeds", type=positive_int, default=2, help="seeds trained per trial (default: 2)")
-    add("--heartbeat", type=positive_int, default=60,
+    add(
+        "--heartbeat",
+        type=positive_int,
+        default=60,
         help="seconds between a worker's heartbeats; a trial whose worker is silent for 3 of them is marked "
-        "failed (default: 60)")  # fmt: skip
+        "failed (default: 60)",
+    )
     add("--max-params", type=positive_int, default=None, help="skip architectures over this many parameters")
     add(
         "--runs", type=Path, default=ROOT / "runs" / "search", help="folder for the trials' runs (default: %(default)s)"
@@ -371,9 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             study = optuna.create_study(
-                study_name=args.study, storage=storage, directions=DIRECTIONS, load_if_exists=True,
+                study_name=args.study,
+                storage=storage,
+                directions=DIRECTIONS,
+                load_if_exists=True,
                 sampler=optuna.samplers.NSGAIISampler(population_size=10),
-            )  # fmt: skip
+            )
         except ValueError as error:
             raise UserError(f"study {args.study!r} cannot be continued here: {error}") from None
     optuna.storages.fail_stale_trials(study)  # trials whose worker died (no heartbeat) become FAIL
@@ -387,8 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             study.optimize(
                 lambda trial: objective(trial, args, epochs, threads),
-                n_trials=shares[0], catch=(RunFailed,), callbacks=[print_trial],
-            )  # fmt: skip
+                n_trials=shares[0],
+                catch=(RunFailed,),
+                callbacks=[print_trial],
+            )
         finally:
             for helper in helpers:
                 helper.wait()

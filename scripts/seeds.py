@@ -21,20 +21,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from compact_mnist.checkpoint import write_atomic
+from compact_mnist.errors import UserError, run_cli
+from compact_mnist.flags import ArgumentParser, positive_int
+from compact_mnist.flags import seed as seed_value
+from model import PRESETS, parse_spec
+from scripts.launch import RunFailed, finished_run, train_run
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-from checkpoint import write_atomic  # noqa: E402
-from errors import UserError, run_cli  # noqa: E402
-from flags import ArgumentParser, positive_int  # noqa: E402
-from flags import seed as seed_value  # noqa: E402
-from model import PRESETS, parse_spec  # noqa: E402
-from scripts.launch import RunFailed, finished_run, train_run  # noqa: E402
 
 TARGET = 99.40
 
@@ -54,12 +51,18 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     meta, history = metrics["meta"], metrics["history"]
     first = next((h["epoch"] for h in history if h["test_acc"] >= TARGET), None)
     return dict(
-        seed=seed, val_acc=meta["val_accuracy"], test_acc=meta["test_accuracy"],
-        raw_val_acc=meta.get("raw_val_accuracy"), raw_test_acc=meta.get("raw_test_accuracy"),
-        first_epoch_at_target=first, seconds=round(meta["train_seconds"], 1),
-        seconds_per_epoch=round(meta["seconds_per_epoch"], 2), threads=meta["threads"],
-        params=meta["params"], device=meta["device"],
-    )  # fmt: skip
+        seed=seed,
+        val_acc=meta["val_accuracy"],
+        test_acc=meta["test_accuracy"],
+        raw_val_acc=meta.get("raw_val_accuracy"),
+        raw_test_acc=meta.get("raw_test_accuracy"),
+        first_epoch_at_target=first,
+        seconds=round(meta["train_seconds"], 1),
+        seconds_per_epoch=round(meta["seconds_per_epoch"], 2),
+        threads=meta["threads"],
+        params=meta["params"],
+        device=meta["device"],
+    )
 
 
 def paired_gain(pairs: list[tuple[float, float]]) -> dict | None:
@@ -67,8 +70,9 @@ def paired_gain(pairs: list[tuple[float, float]]) -> dict | None:
     gains = [a - b for a, b in pairs]
     if len(gains) < 2:
         return None
-    return dict(mean=statistics.mean(gains), standard_error=statistics.stdev(gains) / len(gains) ** 0.5,
-                seeds=len(gains))  # fmt: skip
+    return dict(
+        mean=statistics.mean(gains), standard_error=statistics.stdev(gains) / len(gains) ** 0.5, seeds=len(gains)
+    )
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -80,9 +84,11 @@ def summarize(runs: list[dict]) -> dict:
         if not values:  # raw_* only exist for runs with --ema
             continue
         result[key] = dict(
-            mean=statistics.mean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
-            min=min(values), max=max(values),
-        )  # fmt: skip
+            mean=statistics.mean(values),
+            std=statistics.stdev(values) if len(values) > 1 else 0.0,
+            min=min(values),
+            max=max(values),
+        )
     # Averaging against the same run's raw weights: a paired comparison per seed.
     gain = paired_gain([(run["val_acc"], run["raw_val_acc"]) for run in runs if run.get("raw_val_acc") is not None])
     if gain:
@@ -121,8 +127,10 @@ def entry_name(name: str | None, train_args: list[str]) -> str:
     if name is None and preset is None:
         raise UserError(f"the flags after -- train {spec}, which is no preset: give the entry a --name")
     if name in PRESETS and name != preset:
-        raise UserError(f"--name {name} is the {name} preset's entry, but the flags after -- train {spec}; "
-                        f"choose another --name, or train --model {name}")  # fmt: skip
+        raise UserError(
+            f"--name {name} is the {name} preset's entry, but the flags after -- train {spec}; "
+            f"choose another --name, or train --model {name}"
+        )
     return name or preset
 
 
@@ -162,28 +170,37 @@ def markdown(report: dict) -> str:
         keys = ["val_acc", "test_acc"] + (["raw_val_acc", "raw_test_acc"] if "raw_val_acc" in entry["summary"] else [])
         titles = {"val_acc": "val acc", "test_acc": "test acc", "raw_val_acc": "raw val", "raw_test_acc": "raw test"}
         lines += [
-            f"### {name}: {entry['params']:,} parameters, train.py {flags}", "",
-            "| seed | " + " | ".join(titles[key] for key in keys)
+            f"### {name}: {entry['params']:,} parameters, train.py {flags}",
+            "",
+            "| seed | "
+            + " | ".join(titles[key] for key in keys)
             + f" | first epoch test >= {TARGET}% | seconds | device |",
             "|---:|" + "---:|" * len(keys) + "---:|---:|---|",
-        ]  # fmt: skip
+        ]
         for run in entry["runs"]:
             lines.append(
-                f"| {run['seed']} | " + " | ".join(pct(run.get(key)) for key in keys)
+                f"| {run['seed']} | "
+                + " | ".join(pct(run.get(key)) for key in keys)
                 + f" | {run['first_epoch_at_target'] or 'never'} | {run['seconds']:.0f} | {run['device']} |"
-            )  # fmt: skip
+            )
         for stat in ("mean", "std", "min", "max"):
             values = [entry["summary"].get(key, {}).get(stat) for key in keys]
             lines.append(f"| **{stat}** | " + " | ".join(pct(value, 3) for value in values) + " | | | |")
         gain = entry["summary"].get("averaging_val_gain")
         if gain:
-            lines += ["", f"Weight averaging's validation gain over the same runs' raw weights, paired by seed: "
-                      f"{gain_text(gain)}."]  # fmt: skip
+            lines += [
+                "",
+                f"Weight averaging's validation gain over the same runs' raw weights, paired by seed: "
+                f"{gain_text(gain)}.",
+            ]
         if "compared_with" in entry:
             other, gain = entry["compared_with"], entry["compared_with"]["val_gain"]
             where = f" in `{other['report']}`" if "report" in other else ""
-            lines += ["", f"Validation gain over `{other['name']}`{where}, paired by seed ({gain['seeds']} seeds): "
-                      f"{gain_text(gain)}."]  # fmt: skip
+            lines += [
+                "",
+                f"Validation gain over `{other['name']}`{where}, paired by seed ({gain['seeds']} seeds): "
+                f"{gain_text(gain)}.",
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -198,9 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once (default: 1)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
-    parser.add_argument("--report", type=Path, default=None,
-                        help="report file (default: the committed reports/seeds.json, which it updates, for an entry "
-                        "named after a preset; runs/seeds.json for any other name)")  # fmt: skip
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="report file (default: the committed reports/seeds.json, which it updates, for an entry "
+        "named after a preset; runs/seeds.json for any other name)",
+    )
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
     args.name = entry_name(args.name, args.train_args)

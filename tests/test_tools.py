@@ -19,14 +19,15 @@ from PIL import Image
 import evaluate
 import export
 import predict
-from checkpoint import fingerprint, load_checkpoint, load_model
+from compact_mnist import preprocess
+from compact_mnist.checkpoint import fingerprint, load_checkpoint, load_model
+from compact_mnist.data import normalize, read_split, split_indices
 from compact_mnist.drawings import HARD_CASES, hard_case
+from compact_mnist.errors import UserError, run_cli
 from conftest import require_current
-from data import normalize, read_split, split_indices
-from errors import UserError, run_cli
 from model import Net, count_parameters, layer_table
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 
 
@@ -67,7 +68,7 @@ def styled(digit: np.ndarray, style: str) -> Image.Image:
 def test_predict_reads_digits_in_every_style(tmp_path, data_dir, mnist, model, capsys):
     images, labels = read_split(data_dir, train=False)
     # Digits the model gets right with confidence in MNIST form, so the test measures the conversion.
-    confident = predict.predict(model, normalize(images[:40])).exp().max(1)
+    confident = evaluate.predict(model, normalize(images[:40])).exp().max(1)
     chosen = [i for i in range(40) if confident.indices[i] == labels[i] and confident.values[i] > 0.8][:8]
     expected = {}
     for i in chosen:
@@ -100,7 +101,7 @@ def test_predict_reports_each_bad_file_and_still_predicts_the_rest(tmp_path, dat
 
 @pytest.mark.parametrize("kind", HARD_CASES)
 def test_no_stroke_is_thinned_away_or_divided_by_zero(kind):
-    digit = predict.to_mnist(hard_case(kind))
+    digit = preprocess.to_mnist(hard_case(kind))
     assert digit.shape == (1, 28, 28) and torch.isfinite(digit).all()
     ink = digit * 0.3081 + 0.1307
     assert ink.max() > 0.5, "the stroke survived"
@@ -120,20 +121,20 @@ def test_thin_and_soft_ones_are_read_as_ones_without_error_lines(tmp_path, model
 def test_stroke_width_counts_the_border_as_an_edge_and_soft_edges_by_their_ink():
     bar = torch.zeros(100, 40)
     bar[10:90, 15:25] = 1  # 10 pixels wide
-    assert predict.stroke_width(bar) == pytest.approx(10, rel=0.15)
-    assert predict.stroke_width(torch.ones(80, 10)) == pytest.approx(10, rel=0.15), "a bar that fills its crop"
+    assert preprocess.stroke_width(bar) == pytest.approx(10, rel=0.15)
+    assert preprocess.stroke_width(torch.ones(80, 10)) == pytest.approx(10, rel=0.15), "a bar that fills its crop"
     soft = torch.nn.functional.avg_pool2d(bar[None, None], 5, stride=1, padding=2)[0, 0]
-    assert predict.stroke_width(soft / soft.max()) == pytest.approx(10, rel=0.15), "blurred, the same pen"
+    assert preprocess.stroke_width(soft / soft.max()) == pytest.approx(10, rel=0.15), "blurred, the same pen"
 
 
 def test_stroke_width_band_is_mnists_own(data_dir):
     images, _ = read_split(data_dir, train=True)
     widths = []
     for image in images[split_indices(len(images))[1][:2000]]:
-        ink = predict.crop(image.float() / 255)
-        widths.append(predict.stroke_width(ink) * 20 / max(ink.shape))
+        ink = preprocess.crop(image.float() / 255)
+        widths.append(preprocess.stroke_width(ink) * 20 / max(ink.shape))
     measured = torch.tensor(widths).quantile(torch.tensor([0.05, 0.5, 0.95]))
-    torch.testing.assert_close(measured, torch.tensor(predict.STROKE_WIDTHS), atol=0.05, rtol=0)
+    torch.testing.assert_close(measured, torch.tensor(preprocess.STROKE_WIDTHS), atol=0.05, rtol=0)
 
 
 @pytest.mark.parametrize("suffix", ["png", "jpg"])
@@ -156,7 +157,7 @@ def test_export_writes_onnx_that_matches_pytorch(tmp_path, data_dir, mnist, mode
     for batch in (1, 37):  # the batch dimension is free
         images = mnist.test_images[:batch]
         onnx_output = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
-        torch.testing.assert_close(onnx_output, predict.predict(model, images), atol=1e-4, rtol=0)
+        torch.testing.assert_close(onnx_output, evaluate.predict(model, images), atol=1e-4, rtol=0)
 
 
 def committed_export(name: str) -> bytes:
@@ -169,8 +170,7 @@ def committed_export(name: str) -> bytes:
 
 
 def test_committed_onnx_file_is_the_committed_model(mnist, model):
-    difference, differing = export.max_difference(committed_export("mnist_model.onnx"), model,
-                                                  mnist.test_images[:500])  # fmt: skip
+    difference, differing = export.max_difference(committed_export("mnist_model.onnx"), model, mnist.test_images[:500])
     assert difference < 1e-4 and differing == 0
 
 
@@ -222,7 +222,7 @@ HUB_ENTRIES = ["compact_mnist", "compact_mnist_small", "compact_mnist_tiny", "co
 def test_every_hub_entry_loads_from_a_clone_with_its_preprocessing(entry):
     model = torch.hub.load(str(ROOT), entry, source="local", pretrained=False)
     assert not model.training and model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert model.to_mnist is predict.to_mnist
+    assert model.to_mnist is preprocess.to_mnist
 
 
 def test_the_pretrained_hub_model_scores_the_committed_accuracy(mnist):
@@ -282,8 +282,17 @@ def run_script(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results_for_the_model_asked(tmp_path):
     spec = "8d,M,16s"  # a small model, so that the benchmark's one whole epoch of train.py is quick
-    result = run_script("benchmarks/bench_train.py", "--images", "512", "--repeats", "1", "--model", spec,
-                        "--out", str(tmp_path / "r.json"))  # fmt: skip
+    result = run_script(
+        "benchmarks/bench_train.py",
+        "--images",
+        "512",
+        "--repeats",
+        "1",
+        "--model",
+        spec,
+        "--out",
+        str(tmp_path / "r.json"),
+    )
     assert result.returncode == 0, result.stderr
     results = json.loads((tmp_path / "r.json").read_text())
     assert results["model"] == dict(preset=spec, spec=spec, params=count_parameters(Net(spec)))
@@ -299,9 +308,25 @@ def test_benchmark_runs_on_a_tiny_budget_and_writes_well_formed_results_for_the_
 
 @pytest.mark.slow
 def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
-    sweep = ["scripts/seeds.py", "--seeds", "3", "4", "--jobs", "2", "--runs", str(tmp_path / "runs"),
-             "--report", str(tmp_path / "seeds.json"),
-             "--", "--epochs", "1", "--train-limit", "1500", "--device", "cpu"]  # fmt: skip
+    sweep = [
+        "scripts/seeds.py",
+        "--seeds",
+        "3",
+        "4",
+        "--jobs",
+        "2",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--report",
+        str(tmp_path / "seeds.json"),
+        "--",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "1500",
+        "--device",
+        "cpu",
+    ]
     first = run_script(*sweep)
     assert first.returncode == 0, first.stderr
     entry = json.loads((tmp_path / "seeds.json").read_text())["default"]
@@ -322,8 +347,10 @@ def test_seed_entries_go_to_the_committed_report_only_for_presets():
 def test_seed_report_compares_averaged_and_raw_weights_seed_by_seed():
     from scripts.seeds import summarize
 
-    averaged = [dict(val_acc=99.5, test_acc=99.4, raw_val_acc=99.4, raw_test_acc=99.3),
-                dict(val_acc=99.6, test_acc=99.5, raw_val_acc=99.3, raw_test_acc=99.5)]  # fmt: skip
+    averaged = [
+        dict(val_acc=99.5, test_acc=99.4, raw_val_acc=99.4, raw_test_acc=99.3),
+        dict(val_acc=99.6, test_acc=99.5, raw_val_acc=99.3, raw_test_acc=99.5),
+    ]
     gain = summarize(averaged)["averaging_val_gain"]
     assert gain["mean"] == pytest.approx(0.2) and gain["standard_error"] == pytest.approx(0.1)
     plain = [dict(val_acc=99.5, test_acc=99.4), dict(val_acc=99.6, test_acc=99.5)]
@@ -331,7 +358,7 @@ def test_seed_report_compares_averaged_and_raw_weights_seed_by_seed():
 
 
 def test_seed_report_compares_two_entries_on_the_seeds_they_share():
-    from errors import UserError
+    from compact_mnist.errors import UserError
     from scripts.seeds import compare
 
     baseline = dict(runs=[dict(seed=0, val_acc=99.4), dict(seed=1, val_acc=99.5), dict(seed=2, val_acc=99.0)])

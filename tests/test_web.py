@@ -17,9 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import data
-import predict
-from compact_mnist import webpage
+from compact_mnist import data, preprocess, webpage
 from compact_mnist.drawings import FONTS, browser_pictures, typed, validation_sample, write
 from conftest import chromium
 
@@ -34,9 +32,10 @@ def test_the_page_states_the_preprocessings_constants_as_python_does():
     source = (webpage.WEB / "preprocess.js").read_text()
     constants = {name: json.loads(value) for name, value in re.findall(r"^export const (\w+) = (.+?);", source, re.M)}
     assert constants == {
-        "MEAN": data.MEAN, "STD": data.STD, "WORKING_SIDE": predict.WORKING_SIDE, "MIN_SIDE": predict.MIN_SIDE,
-        "MAX_ASPECT": predict.MAX_ASPECT, "STROKE_WIDTHS": list(predict.STROKE_WIDTHS),
-        "RULED_COVER": predict.RULED_COVER, "RULED_THICKNESS": predict.RULED_THICKNESS, "INK_FLOOR": predict.INK_FLOOR,
+        "MEAN": data.MEAN, "STD": data.STD, "WORKING_SIDE": preprocess.WORKING_SIDE,
+        "MIN_SIDE": preprocess.MIN_SIDE, "MAX_ASPECT": preprocess.MAX_ASPECT,
+        "STROKE_WIDTHS": list(preprocess.STROKE_WIDTHS), "RULED_COVER": preprocess.RULED_COVER,
+        "RULED_THICKNESS": preprocess.RULED_THICKNESS, "INK_FLOOR": preprocess.INK_FLOOR,
     }  # fmt: skip
 
 
@@ -162,8 +161,11 @@ def test_the_page_reads_pictures_as_python_does(page, data_dir, tmp_path, capsys
         files += [(kind, path) for _, path, _ in write(samples, tmp_path / kind.replace(",", "").replace(" ", "-"))]
     paths = [path for _, path in files]
     python, browser = webpage.python_readings(paths, MODEL_INT8), webpage.read_files(page, paths)
-    refused = [(path.name, p.get("error"), b.get("error")) for path, p, b in zip(paths, python, browser, strict=True)
-               if "error" in p or "error" in b]  # fmt: skip
+    refused = [
+        (path.name, p.get("error"), b.get("error"))
+        for path, p, b in zip(paths, python, browser, strict=True)
+        if "error" in p or "error" in b
+    ]
     assert all(python_error and page_error for _, python_error, page_error in refused), "refused by both or neither"
     read = [(p, b) for p, b in zip(python, browser, strict=True) if "error" not in p and "error" not in b]
     same = np.mean([p["digit"] == b["digit"] for p, b in read])

@@ -11,11 +11,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+import evaluate
 import predict
-from checkpoint import load_model
+from compact_mnist import preprocess
+from compact_mnist.checkpoint import load_model
 from compact_mnist.drawings import TEMPLATES, draw, place, sideways
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 
 
@@ -30,12 +32,12 @@ def drawn(digit: int, seed: int = 0, width: int = 24) -> Image.Image:
 
 
 def read(model, image: Image.Image) -> int:
-    return predict.predict(model, predict.to_mnist(image)[None]).argmax(1).item()
+    return evaluate.predict(model, preprocess.to_mnist(image)[None]).argmax(1).item()
 
 
 def same_input(a: Image.Image, b: Image.Image, grey_levels: int = 2) -> None:
     """The two pictures give the model the same 28x28 input, to within `grey_levels` of 255 in any pixel."""
-    torch.testing.assert_close(predict.to_mnist(a), predict.to_mnist(b), atol=grey_levels / 255 / 0.3081, rtol=0)
+    torch.testing.assert_close(preprocess.to_mnist(a), preprocess.to_mnist(b), atol=grey_levels / 255 / 0.3081, rtol=0)
 
 
 # Orientation
@@ -47,7 +49,7 @@ def test_a_photo_stored_turned_is_read_as_a_viewer_shows_it(tmp_path, orientatio
     stored, exif = sideways(upright, orientation)
     path = tmp_path / "photo.jpg"
     stored.save(path, quality=95, exif=exif)
-    picture, note = predict.load_image(path)
+    picture, note = preprocess.load_image(path)
     assert picture.size == upright.size and note == ""
     same_input(picture, upright, grey_levels=16)  # JPEG's artefacts
     with Image.open(path) as opened:  # a PIL image handed to to_mnist directly is turned too (the Hub entry)
@@ -67,7 +69,7 @@ def test_a_16_or_32_bit_scan_with_grey_ink_is_scaled_not_clipped(tmp_path, mode)
     path = tmp_path / ("scan.png" if mode == "I;16" else "scan.tif")  # PNG holds 16 bits, TIFF 32
     scan.save(path)
     eight_bit = Image.fromarray((levels / 257).round().astype(np.uint8))
-    same_input(predict.load_image(path)[0], eight_bit)
+    same_input(preprocess.load_image(path)[0], eight_bit)
     assert scan.convert("L").getextrema()[0] == 255, "what Pillow's own conversion does: the pencil vanishes"
 
 
@@ -81,7 +83,7 @@ def test_a_one_colour_drawing_on_a_transparent_canvas_is_read_by_where_it_is_opa
     drawing = Image.fromarray(np.dstack([np.full((*alpha.shape, 3), shade, np.uint8), alpha]))
     path = tmp_path / "drawing.png"
     drawing.save(path)
-    same_input(predict.load_image(path)[0], on_paper)
+    same_input(preprocess.load_image(path)[0], on_paper)
 
 
 def test_a_picture_with_transparency_that_is_not_a_drawing_is_flattened_onto_white():
@@ -92,7 +94,7 @@ def test_a_picture_with_transparency_that_is_not_a_drawing_is_flattened_onto_whi
     photo[60:140, 95:105, :3] = 0  # a dark stroke
     image = Image.fromarray(photo)
     flattened = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("L")
-    assert predict.greyscale(image).tobytes() == flattened.tobytes()
+    assert preprocess.greyscale(image).tobytes() == flattened.tobytes()
 
 
 # Frames, size and bad files
@@ -109,9 +111,9 @@ def test_an_animated_gif_is_read_by_its_first_frame_and_the_line_says_so(tmp_pat
 def test_a_large_jpeg_is_decoded_at_reduced_size_and_pillows_limit_counts_what_is_decoded(tmp_path, monkeypatch):
     drawn(5).resize((4000, 3000)).save(tmp_path / "big.jpg", quality=90)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2_000_000)  # Pillow refuses past 4 million: the file has 12
-    picture, _ = predict.load_image(tmp_path / "big.jpg")
+    picture, _ = preprocess.load_image(tmp_path / "big.jpg")
     assert picture.size == (2000, 1500), "decoded at half its side, the most that still gives WORKING_SIDE"
-    assert predict.greyscale(picture).size == (predict.WORKING_SIDE, predict.WORKING_SIDE * 3 // 4)
+    assert preprocess.greyscale(picture).size == (preprocess.WORKING_SIDE, preprocess.WORKING_SIDE * 3 // 4)
 
 
 def test_bad_files_get_one_line_each_and_the_rest_are_still_read(tmp_path, model, capsys):
@@ -159,11 +161,11 @@ def boxed(image: Image.Image, width: int = 4) -> Image.Image:
 def test_printed_lines_are_taken_out_and_the_digit_stays_as_it_was(paper):
     digit = drawn(5, width=16)
     on_paper = {"ruled": ruled(digit), "squared": ruled(digit, squared=True), "box": boxed(digit)}[paper]
-    difference = (predict.to_mnist(on_paper) - predict.to_mnist(digit)).abs() * 0.3081
+    difference = (preprocess.to_mnist(on_paper) - preprocess.to_mnist(digit)).abs() * 0.3081
     assert difference.mean() < 0.02 and difference.max() < 0.5
     blank = {"ruled": ruled, "squared": lambda page: ruled(page, squared=True), "box": boxed}[paper]
     with pytest.raises(ValueError, match="no digit found"):
-        predict.to_mnist(blank(Image.new("RGB", (420, 420), "white")))
+        preprocess.to_mnist(blank(Image.new("RGB", (420, 420), "white")))
 
 
 def test_a_sevens_bar_and_a_long_one_survive_line_removal():
@@ -172,10 +174,10 @@ def test_a_sevens_bar_and_a_long_one_survive_line_removal():
     one = Image.new("L", (420, 420), 255)
     ImageDraw.Draw(one).line([(210, 21), (210, 399)], fill=0, width=10)  # 90% of the canvas high
     for plain in (seven, one):  # nothing taken for a line: the ink is where it was, on ruled paper too
-        assert predict.crop(predict.ink_of(ruled(plain))).shape == predict.crop(predict.ink_of(plain)).shape
-    bar = predict.ink_of(ruled(seven))[57:64, 70:350]
+        assert preprocess.crop(preprocess.ink_of(ruled(plain))).shape == preprocess.crop(preprocess.ink_of(plain)).shape
+    bar = preprocess.ink_of(ruled(seven))[57:64, 70:350]
     assert bar.min() > 0.5, "the bar of the 7 is still all there"
-    stem = predict.ink_of(ruled(one))[30:390, 207:213]
+    stem = preprocess.ink_of(ruled(one))[30:390, 207:213]
     assert stem.min() > 0.5, "the long 1 is still all there, where ruled lines cross it too"
 
 
@@ -207,12 +209,12 @@ def broken_five() -> Image.Image:
 
 
 def test_a_number_is_split_into_its_digits_left_to_right_and_a_broken_five_stays_one(model, tmp_path, capsys):
-    parts = predict.split_digits(predict.ink_of(number([2, 0, 7])))
+    parts = preprocess.split_digits(preprocess.ink_of(number([2, 0, 7])))
     assert len(parts) == 3
     assert [part.nonzero()[:, 1].float().mean() for part in parts] == sorted(
         part.nonzero()[:, 1].float().mean() for part in parts
     )
-    assert len(predict.split_digits(predict.ink_of(broken_five()))) == 1
+    assert len(preprocess.split_digits(preprocess.ink_of(broken_five()))) == 1
     number([2, 0, 7]).save(tmp_path / "number.png")
     assert predict.main([str(tmp_path / "number.png"), "--number"]) == 0
     line = capsys.readouterr().out.strip()

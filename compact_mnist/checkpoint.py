@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from errors import UserError
-from flags import model_spec
+from compact_mnist.errors import UserError
+from compact_mnist.flags import model_spec
 from model import Net
 
 # The committed model, found from the project wherever the command is run from.
-COMMITTED_MODEL = Path(__file__).resolve().parent / "models" / "mnist_model.pth"
+COMMITTED_MODEL = Path(__file__).resolve().parent.parent / "models" / "mnist_model.pth"
 
 
 def current_umask() -> int:
@@ -115,8 +115,11 @@ def load_model(path: Path, spec: str | None = None) -> tuple[Net, dict]:
     meta = checkpoint["meta"]
     try:
         recipe = meta.get("hyperparameters", {})
-        model = Net(spec or meta.get("spec") or meta.get("model", "default"), batchnorm=recipe.get("batchnorm", True),
-                    head=recipe.get("head", "gap"))  # fmt: skip
+        model = Net(
+            spec or meta.get("spec") or meta.get("model", "default"),
+            batchnorm=recipe.get("batchnorm", True),
+            head=recipe.get("head", "gap"),
+        )
     except (ValueError, TypeError):
         raise UserError(
             f"{path} records an unknown architecture ({meta.get('spec')!r}); retrain with: python train.py"
@@ -128,7 +131,15 @@ def load_model(path: Path, spec: str | None = None) -> tuple[Net, dict]:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The --checkpoint and --model flags shared by evaluate.py, predict.py and export.py."""
     add = parser.add_argument
-    add("--checkpoint", type=Path, default=COMMITTED_MODEL,
-        help="trained model (default: the project's committed models/mnist_model.pth)")  # fmt: skip
-    add("--model", type=model_spec, default=None,
-        help="architecture to insist on, a preset or layer spec (default: what the checkpoint records)")  # fmt: skip
+    add(
+        "--checkpoint",
+        type=Path,
+        default=COMMITTED_MODEL,
+        help="trained model (default: the project's committed models/mnist_model.pth)",
+    )
+    add(
+        "--model",
+        type=model_spec,
+        default=None,
+        help="architecture to insist on, a preset or layer spec (default: what the checkpoint records)",
+    )

@@ -15,12 +15,12 @@ import pytest
 from PIL import Image
 
 import app
-from checkpoint import load_model
+from compact_mnist.checkpoint import load_model
 from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
 from compact_mnist.stamps import stamp
 from conftest import chromium, free_port
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 
 
@@ -106,8 +106,14 @@ def server():
     """`python app.py` on a free port, stopped when the module's tests are done."""
     port = free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
-    process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 90
@@ -174,7 +180,7 @@ def test_a_digit_drawn_with_the_mouse_in_chromium_is_read(server, tmp_path):
             guesses = prediction.inner_text().split()
             shot = Path(os.environ.get("DEMO_SCREENSHOT") or tmp_path / "demo.png")
             page.screenshot(path=str(shot))
-            stamp(shot, [MODEL_PATH], "DEMO_SCREENSHOT=reports/demo.png pytest test_app.py -k chromium")
+            stamp(shot, [MODEL_PATH], "DEMO_SCREENSHOT=reports/demo.png pytest tests/test_app.py -k chromium")
         finally:
             browser.close()
     assert guesses[guesses.index("reads") + 1] == "3", guesses

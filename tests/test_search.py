@@ -12,10 +12,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from errors import run_cli
+from compact_mnist.errors import run_cli
 from scripts import search
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--", "--epochs", "1", "--train-limit", "1000", "--device", "cpu"]
 
 
@@ -57,11 +57,26 @@ def test_a_second_call_continues_the_study_and_the_report_holds_only_validation(
 
 @pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path):
-    command = [sys.executable, "scripts/search.py", "--study", "shared", "--seeds", "1", "--trials", "1",
-               "--storage", storage_url(tmp_path), "--runs", str(tmp_path / "runs"), *TINY]  # fmt: skip
+    command = [
+        sys.executable,
+        "scripts/search.py",
+        "--study",
+        "shared",
+        "--seeds",
+        "1",
+        "--trials",
+        "1",
+        "--storage",
+        storage_url(tmp_path),
+        "--runs",
+        str(tmp_path / "runs"),
+        *TINY,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]  # fmt: skip
+    workers = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     for worker in workers:
         _, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr
@@ -82,8 +97,15 @@ def test_an_architecture_over_budget_is_rejected_without_training(tmp_path):
 
 def test_the_first_stage_halves_the_map_by_a_pool_or_by_a_stride_in_its_last_convolution():
     widths = {f"stage{s}_width{i}": 16 for s in (1, 2, 3) for i in (1, 2)}
-    shape = {"stage1_convs": 2, "stage2_convs": 2, "stage3_convs": 1, "stage2_kind": "s", "stage3_kind": "",
-             "head_1x1": 0, **widths}  # fmt: skip
+    shape = {
+        "stage1_convs": 2,
+        "stage2_convs": 2,
+        "stage3_convs": 1,
+        "stage2_kind": "s",
+        "stage3_kind": "",
+        "head_1x1": 0,
+        **widths,
+    }
     pooled = search.suggest_spec(optuna.trial.FixedTrial({**shape, "stage1_downsampling": "pool"}))
     strided = search.suggest_spec(optuna.trial.FixedTrial({**shape, "stage1_downsampling": "stride"}))
     assert pooled == "16,16,M,16s,16s,M,16"
@@ -95,8 +117,21 @@ def test_the_first_stage_halves_the_map_by_a_pool_or_by_a_stride_in_its_last_con
 def test_a_failing_training_is_recorded_as_failed_and_the_study_goes_on(tmp_path, capsys, monkeypatch):
     for variable in ("HTTPS_PROXY", "HTTP_PROXY"):  # a refusing proxy: no machine downloads MNIST here
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
-    argv = ["--study", "broken", "--seeds", "1", "--trials", "2", "--storage", storage_url(tmp_path),
-            "--runs", str(tmp_path / "runs"), *TINY, "--data-dir", str(tmp_path / "no-mnist")]  # fmt: skip
+    argv = [
+        "--study",
+        "broken",
+        "--seeds",
+        "1",
+        "--trials",
+        "2",
+        "--storage",
+        storage_url(tmp_path),
+        "--runs",
+        str(tmp_path / "runs"),
+        *TINY,
+        "--data-dir",
+        str(tmp_path / "no-mnist"),
+    ]
     code, _ = cli(argv, capsys)
     assert code == 0
     study = optuna.load_study(study_name="broken", storage=storage_url(tmp_path))
@@ -152,8 +187,18 @@ def test_the_storage_url_comes_from_the_environment_and_is_shown_masked(monkeypa
 
 @pytest.mark.slow
 def test_a_study_refuses_trials_of_another_kind(tmp_path, capsys):
-    base = ["--study", "one-kind", "--seeds", "1", "--trials", "1", "--storage", storage_url(tmp_path),
-            "--runs", str(tmp_path / "runs")]  # fmt: skip
+    base = [
+        "--study",
+        "one-kind",
+        "--seeds",
+        "1",
+        "--trials",
+        "1",
+        "--storage",
+        storage_url(tmp_path),
+        "--runs",
+        str(tmp_path / "runs"),
+    ]
     assert cli([*base, *TINY], capsys)[0] == 0
     code, stderr = cli([*base, "--", "--epochs", "2", "--train-limit", "1000", "--device", "cpu"], capsys)
     assert code == 2

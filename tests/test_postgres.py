@@ -24,7 +24,7 @@ import pytest
 
 from conftest import free_port
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-" + secrets.token_hex(8)
 TINY = ["--", "--epochs", "1", "--train-limit", "1000", "--device", "cpu"]
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="the test server runs on POSIX")]
@@ -64,14 +64,18 @@ def server_url():
     data = folder / "data"
     subprocess.run(
         [binaries / "initdb", "-D", data, "-U", "optuna", "--pwfile", password_file, "--auth", "scram-sha-256"],
-        check=True, capture_output=True, **as_user,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        **as_user,
+    )
     password_file.unlink()
     port = free_port()
     server = subprocess.Popen(
         [binaries / "postgres", "-D", data, "-p", str(port), "-h", "127.0.0.1", "-k", folder],
-        stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"), **as_user,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "server.log", "w"),
+        **as_user,
+    )
     url = f"postgresql://optuna:{PASSWORD}@127.0.0.1:{port}/postgres"
     try:
         deadline = time.monotonic() + 60
@@ -97,8 +101,15 @@ def server_url():
 def search(url: str, *argv: str, **popen) -> subprocess.Popen:
     """A search.py process given the study database the way the README says: in $OPTUNA_STORAGE."""
     env = dict(os.environ, OPTUNA_STORAGE=url, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "scripts/search.py", *argv], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "scripts/search.py", *argv],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
 
 
 def states(url: str, study: str) -> list[str]:
@@ -107,10 +118,20 @@ def states(url: str, study: str) -> list[str]:
 
 def test_two_machines_share_one_study_to_completion(server_url, tmp_path):
     workers = [
-        search(server_url, "--study", "two-machines", "--seeds", "1", "--trials", "2",
-               "--runs", str(tmp_path / f"machine-{machine}"), *TINY)
+        search(
+            server_url,
+            "--study",
+            "two-machines",
+            "--seeds",
+            "1",
+            "--trials",
+            "2",
+            "--runs",
+            str(tmp_path / f"machine-{machine}"),
+            *TINY,
+        )
         for machine in (1, 2)
-    ]  # fmt: skip
+    ]
     for worker in workers:
         _, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr
@@ -147,8 +168,9 @@ def test_a_wrong_password_is_one_line_without_the_password(server_url, tmp_path)
 
 
 def test_no_process_shows_the_password_on_its_command_line(server_url, tmp_path):
-    run = search(server_url, "--study", "ps", "--seeds", "1", "--trials", "2", "--jobs", "2",
-                 "--runs", str(tmp_path), *TINY)  # fmt: skip
+    run = search(
+        server_url, "--study", "ps", "--seeds", "1", "--trials", "2", "--jobs", "2", "--runs", str(tmp_path), *TINY
+    )
     snapshots = []
     while run.poll() is None:
         # -ww: whole command lines (macOS's ps cuts them at 79 columns without a terminal).

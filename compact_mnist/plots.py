@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 import torch
 
-from checkpoint import write_atomic
+from compact_mnist.checkpoint import write_atomic
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
@@ -49,14 +49,14 @@ def confusion_matrix(matrix: torch.Tensor, path: Path) -> None:
             if count:
                 color = "white" if true == predicted else "black"
                 axis.text(predicted, true, str(count), ha="center", va="center", fontsize=7, color=color)
-    axis.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-             title="confusion matrix (test set)")  # fmt: skip
+    axis.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true", title="confusion matrix (test set)")
     figure.colorbar(image, ax=axis, label="log(1 + count)")
     _save(figure, path)
 
 
-def misclassified_grid(images: torch.Tensor, true: list[int], predicted: list[int], confidence: list[float],
-                       path: Path, columns: int = 10) -> None:  # fmt: skip
+def misclassified_grid(
+    images: torch.Tensor, true: list[int], predicted: list[int], confidence: list[float], path: Path, columns: int = 10
+) -> None:
     """The given digits in a grid, each titled `true -> predicted (confidence)`."""
     rows = max(1, -(-len(images) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.5), squeeze=False)
@@ -94,11 +94,20 @@ def frontier(points: list[dict], path: Path) -> None:
         low, high = point["test_mean"] - point["test_min"], point["test_max"] - point["test_mean"]
         axis.errorbar(point["params"], point["test_mean"], yerr=[[low], [high]], fmt="o", capsize=4, color="tab:blue")
         seconds = f", {point['seconds_per_epoch']:.1f} s/epoch" if point["seconds_per_epoch"] else ""
-        axis.annotate(f"{point['preset']} ({point['seeds']} seeds{seconds})", (point["params"], point["test_mean"]),
-                      textcoords="offset points", xytext=(8, -12 if index % 2 else 8), fontsize=8)  # fmt: skip
+        axis.annotate(
+            f"{point['preset']} ({point['seeds']} seeds{seconds})",
+            (point["params"], point["test_mean"]),
+            textcoords="offset points",
+            xytext=(8, -12 if index % 2 else 8),
+            fontsize=8,
+        )
     axis.axhline(99.4, color="grey", lw=0.8, ls="--")
-    axis.set(xscale="log", xlabel="parameters (log)", ylabel="test accuracy (%): mean, min-max over seeds",
-             title="accuracy against size, final-epoch models, nothing chosen on test")  # fmt: skip
+    axis.set(
+        xscale="log",
+        xlabel="parameters (log)",
+        ylabel="test accuracy (%): mean, min-max over seeds",
+        title="accuracy against size, final-epoch models, nothing chosen on test",
+    )
     axis.grid(alpha=0.3, which="both")
     _save(figure, path)
 
@@ -107,8 +116,13 @@ def reading_examples(panels: list[tuple[str, object, torch.Tensor, str]], path: 
     """Pictures as the loader sees them, each above the 28x28 inputs the model received and what it read.
     A panel is (title, PIL picture, inputs `(N, 1, 28, 28)` in [0, 1], reading)."""
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(2 * rows, columns, figsize=(columns * 3.2, rows * 4.6), squeeze=False,
-                                gridspec_kw=dict(height_ratios=[2.2, 1] * rows))  # fmt: skip
+    figure, axes = plt.subplots(
+        2 * rows,
+        columns,
+        figsize=(columns * 3.2, rows * 4.6),
+        squeeze=False,
+        gridspec_kw=dict(height_ratios=[2.2, 1] * rows),
+    )
     for axis in axes.flat:
         axis.axis("off")
     for index, (title, picture, inputs, reading) in enumerate(panels):

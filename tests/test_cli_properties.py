@@ -22,13 +22,26 @@ import evaluate
 import export
 import predict
 import train
-from errors import run_cli
+from compact_mnist.errors import run_cli
 from scripts import search, seeds
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
-SPECS = ["default", "tiny", "4", "4,M,6", "4d,6s", "8,M,M,M,M,8", "8,M,M,M,M,M,8", "8d,8d,8d,8d,8d,8d", "0", "8,X", "",
-         "M", "99999,99999"]  # fmt: skip
+SPECS = [
+    "default",
+    "tiny",
+    "4",
+    "4,M,6",
+    "4d,6s",
+    "8,M,M,M,M,8",
+    "8,M,M,M,M,M,8",
+    "8d,8d,8d,8d,8d,8d",
+    "0",
+    "8,X",
+    "",
+    "M",
+    "99999,99999",
+]
 CHECKPOINTS = [str(MODELS / "mnist_model.pth"), "no-such.pth", str(ROOT / "README.md")]
 
 
@@ -138,8 +151,10 @@ def test_export_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
 
 
 @PROPERTY
-@given(seed_values=st.lists(numbers(st.integers(0, 9), ["-1", "x"]), max_size=3),
-       jobs=st.sampled_from(["0", "-2", "x", ""]))  # fmt: skip
+@given(
+    seed_values=st.lists(numbers(st.integers(0, 9), ["-1", "x"]), max_size=3),
+    jobs=st.sampled_from(["0", "-2", "x", ""]),
+)
 def test_seeds_refusals_exit_cleanly(seed_values, jobs, tmp_path_factory):
     # Only refusals (a bad --jobs always): a valid sweep trains for minutes.
     argv = [*(["--seeds", *seed_values] if seed_values else []), "--jobs", jobs]
@@ -161,14 +176,16 @@ def test_app_refusals_exit_cleanly(port, checkpoint, host):
 
 @PROPERTY
 @given(
-    flags=command_lines({
-        "--trials": numbers(st.integers(0, 3), ["-1", "x"]),
-        "--seeds": numbers(st.integers(1, 3), ["0", "-2"]),
-        "--max-params": numbers(st.integers(100, 20_000), ["0", "-5", "1e3"]),
-        "--study": st.text(max_size=8),
-    }),
+    flags=command_lines(
+        {
+            "--trials": numbers(st.integers(0, 3), ["-1", "x"]),
+            "--seeds": numbers(st.integers(1, 3), ["0", "-2"]),
+            "--max-params": numbers(st.integers(100, 20_000), ["0", "-5", "1e3"]),
+            "--study": st.text(max_size=8),
+        }
+    ),
     jobs=st.sampled_from(["0", "-2", "x", ""]),
-)  # fmt: skip
+)
 def test_search_refusals_exit_cleanly(flags, jobs, tmp_path_factory):
     # Only refusals (a bad --jobs always): a valid search trains.
     storage = f"sqlite:///{(tmp_path_factory.mktemp('study') / 'study.db').as_posix()}"

@@ -28,8 +28,14 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def number(kind: type, *, above: float | None = None, at_least: float | None = None,
-           below: float | None = None, at_most: float | None = None) -> Callable[[str], float]:  # fmt: skip
+def number(
+    kind: type,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> Callable[[str], float]:
     """argparse type: a finite number of `kind` within the given bounds, e.g. `number(float, at_least=0, below=1)`."""
     bounds = [
         (above, lambda value: value > above, f"greater than {above}"),

@@ -22,11 +22,11 @@ import evaluate
 import export
 import predict
 import train
-from checkpoint import load_checkpoint, write_atomic
-from data import read_split
-from errors import UserError, run_cli
+from compact_mnist.checkpoint import load_checkpoint, write_atomic
+from compact_mnist.data import read_split
+from compact_mnist.errors import UserError, run_cli
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 QUICK = ["--train-limit", "4000", "--batch-size", "128", "--device", "cpu", "--deterministic"]
 
@@ -46,10 +46,14 @@ def take_ctrl_c_as_a_terminal_does() -> None:
 
 def train_process(*flags: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *flags], cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        [sys.executable, str(ROOT / "train.py"), *flags],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         preexec_fn=None if sys.platform == "win32" else take_ctrl_c_as_a_terminal_does,
-    )  # fmt: skip
+    )
 
 
 def assert_one_line(stderr: str, *fragments: str) -> None:
@@ -67,8 +71,9 @@ def test_missing_data_without_network_names_the_folder_and_both_settings(script,
     refused = "http://127.0.0.1:9"  # a proxy that refuses connections: no network, and never a download
     env = {**os.environ, "MNIST_DATA_DIR": str(tmp_path / "nowhere"), "HTTPS_PROXY": refused, "HTTP_PROXY": refused}
     output_flag = {"train.py": "--out-dir", "evaluate.py": "--out", "export.py": "--output"}[script]
-    result = subprocess.run([sys.executable, script, output_flag, str(tmp_path / "out")],
-                            cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, script, output_flag, str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert_one_line(result.stderr, str(tmp_path / "nowhere"), "--data-dir", "MNIST_DATA_DIR")
 
@@ -193,9 +198,21 @@ def test_bad_flag_is_a_usage_error_before_anything_starts(flags, message, tmp_pa
 
 @pytest.mark.parametrize(
     "module",
-    ["train", "predict", "evaluate", "export", "app", "scripts.seeds", "scripts.search", "scripts.reading_rate",
-     "scripts.reading_examples", "scripts.frontier", "benchmarks.bench_onnx", "benchmarks.bench_demo"],
-)  # fmt: skip
+    [
+        "train",
+        "predict",
+        "evaluate",
+        "export",
+        "app",
+        "scripts.seeds",
+        "scripts.search",
+        "scripts.reading_rate",
+        "scripts.reading_examples",
+        "scripts.frontier",
+        "benchmarks.bench_onnx",
+        "benchmarks.bench_demo",
+    ],
+)
 def test_every_command_answers_a_usage_error_in_one_line_that_points_at_help(module, capsys):
     import importlib
 
@@ -296,9 +313,23 @@ def test_diverging_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoin
     previous = tmp_path / "mnist_model.pth"
     previous.write_bytes(b"last good model")
     result = subprocess.run(
-        [sys.executable, "train.py", "--lr", "1e12", "--epochs", "2", *QUICK, "--data-dir", str(data_dir),
-         "--out-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "train.py",
+            "--lr",
+            "1e12",
+            "--epochs",
+            "2",
+            *QUICK,
+            "--data-dir",
+            str(data_dir),
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert_one_line(result.stderr, "loss became nan at epoch 1, step", "--lr")
     assert previous.read_bytes() == b"last good model"
@@ -328,8 +359,16 @@ def test_ctrl_c_saves_a_resumable_checkpoint_and_resume_matches_an_uninterrupted
     assert "Continue with: python train.py --resume" in output and resume_file.is_file()
     assert not (tmp_path / "resumed" / "mnist_model.pth").exists(), "a half-trained model replaced the real one"
 
-    resumed = train_process("--resume", str(resume_file), "--device", "cpu", "--data-dir", str(data_dir),
-                            "--out-dir", str(tmp_path / "resumed"))  # fmt: skip
+    resumed = train_process(
+        "--resume",
+        str(resume_file),
+        "--device",
+        "cpu",
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(tmp_path / "resumed"),
+    )
     assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
     expected = torch.load(tmp_path / "straight" / "mnist_model.pth", weights_only=True)["state_dict"]
     actual = torch.load(tmp_path / "resumed" / "mnist_model.pth", weights_only=True)["state_dict"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from errors import UserError
+from compact_mnist.errors import UserError
 
 MEAN, STD = 0.1307, 0.3081
 VAL_SIZE = 5_000
