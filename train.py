@@ -229,8 +229,8 @@ def check_writable(folder: Path) -> None:
 
 def build_model(args: argparse.Namespace) -> Net:
     """The network to train, on its device. On a CPU it is stored channels-last (NHWC), where PyTorch runs
-    its depthwise and 1x1 convolutions much faster: the epoch is 1.17x faster for the default, 1.2 to 1.4x for
-    the small preset (benchmarks/results*.md). GPUs keep PyTorch's default layout, where it was not measured."""
+    its depthwise and 1x1 convolutions faster (benchmarks/results.md measures by how much). GPUs keep PyTorch's
+    default layout, where it was not measured."""
     model = Net(args.model, args.dropout, args.batchnorm, args.head).to(args.device)
     return model.to(memory_format=torch.channels_last) if args.device.type == "cpu" else model
 

@@ -175,7 +175,7 @@ def curves() -> str:
     dip = min(middle, key=lambda h: h["val_acc"])
     last = history[-1]
     return (
-        f"While the learning rate is high, validation accuracy swings from epoch to epoch (down to "
+        f"After the first two epochs, validation accuracy still swings from epoch to epoch (down to "
         f"{dip['val_acc']:.2f}% at epoch {dip['epoch']}, learning rate {dip['lr']:.2f}); it settles only as "
         f"OneCycleLR brings the rate down in the last epochs, ending at {last['val_acc']:.2f}%. The saved model is "
         "the last epoch's, never the best-looking one."

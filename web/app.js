@@ -1,7 +1,6 @@
 // The page: a canvas to draw on, a file to choose or drop, and the model's three likeliest digits.
-// Reading a picture is preprocess.js (compact_mnist/preprocess.py's steps), then the int8 ONNX model on
-// onnxruntime-web's WebAssembly backend, single-threaded (a static host sends no cross-origin isolation
-// headers).
+// Reading a picture is preprocess.js (predict.py's steps) and then the int8 ONNX model on onnxruntime-web's
+// WebAssembly backend, single-threaded (a static host sends no cross-origin isolation headers).
 
 import * as ort from "./ort.wasm.min.mjs";
 import { MEAN, NoDigit, STD, normalized, shapeProblem, toMnist } from "./preprocess.js";

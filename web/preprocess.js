@@ -1,6 +1,6 @@
-// compact_mnist/preprocess.py (what predict.py reads with), step for step, for the page: a picture's RGBA
-// pixels -> the normalized 28x28 input the model reads. Each function names the Python function it ports;
-// tests/test_web.py keeps the two in step (the same constants, the same digit read on the same picture files).
+// predict.py's preprocessing, step for step, for the page: a picture's RGBA pixels -> the normalized 28x28
+// input the model reads. Each function names the Python function it ports; pytest keeps the two in step
+// (test_web.py: the same constants, the same digit read on the same picture files).
 //
 // Images are {data, width, height}: row-major pixels, Float32Array in [0, 1] unless said otherwise. Values are
 // float32 as torch's are (Math.fround where a constant meets them), and medians are torch's lower median.
