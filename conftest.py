@@ -6,6 +6,7 @@ import argparse
 import os
 import socket
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import torch
@@ -22,6 +23,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def missing_program(message: str) -> NoReturn:
+    """A test that needs a program this machine lacks (a browser, a database server, Node): skipped with
+    `message`, except under CI, which installs them, where that is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI must run these tests)")
+    pytest.skip(message)
+
+
 def chromium(playwright):
     """A headless Chromium for the browser tests (compact_mnist.webpage.launch_chromium). Where there is none the
     test is skipped, except under CI, where that is a failure."""
@@ -30,9 +39,7 @@ def chromium(playwright):
     try:
         return launch_chromium(playwright)
     except NoBrowser as error:
-        if os.environ.get("CI"):
-            pytest.fail(str(error))
-        pytest.skip(str(error))
+        missing_program(str(error))
 
 
 def require_current(what: str, changed: list[str], refresh: str) -> None:

@@ -23,6 +23,11 @@ def storage_url(tmp_path: Path) -> str:
     return f"sqlite:///{(tmp_path / 'study.db').as_posix()}"
 
 
+def study_flags(study: str, tmp_path: Path) -> list[str]:
+    """A study of one seed per trial in this test's own database and runs folder."""
+    return ["--study", study, "--seeds", "1", "--storage", storage_url(tmp_path), "--runs", str(tmp_path / "runs")]
+
+
 def cli(argv: list[str], capsys) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exit_info:
         run_cli(lambda: search.main(argv))
@@ -35,7 +40,7 @@ def complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.mark.slow
 def test_a_second_call_continues_the_study_and_the_report_holds_only_validation(tmp_path, capsys):
-    base = ["--study", "smoke", "--seeds", "1", "--storage", storage_url(tmp_path), "--runs", str(tmp_path / "runs")]
+    base = study_flags("smoke", tmp_path)
     assert cli([*base, "--trials", "1", *TINY], capsys)[0] == 0
     code, _ = cli([*base, "--trials", "1", "--report", "--report-dir", str(tmp_path / "reports"), *TINY], capsys)
     assert code == 0
@@ -57,21 +62,7 @@ def test_a_second_call_continues_the_study_and_the_report_holds_only_validation(
 
 @pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path):
-    command = [
-        sys.executable,
-        "scripts/search.py",
-        "--study",
-        "shared",
-        "--seeds",
-        "1",
-        "--trials",
-        "1",
-        "--storage",
-        storage_url(tmp_path),
-        "--runs",
-        str(tmp_path / "runs"),
-        *TINY,
-    ]
+    command = [sys.executable, "scripts/search.py", *study_flags("shared", tmp_path), "--trials", "1", *TINY]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     workers = [
         subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -187,18 +178,7 @@ def test_the_storage_url_comes_from_the_environment_and_is_shown_masked(monkeypa
 
 @pytest.mark.slow
 def test_a_study_refuses_trials_of_another_kind(tmp_path, capsys):
-    base = [
-        "--study",
-        "one-kind",
-        "--seeds",
-        "1",
-        "--trials",
-        "1",
-        "--storage",
-        storage_url(tmp_path),
-        "--runs",
-        str(tmp_path / "runs"),
-    ]
+    base = [*study_flags("one-kind", tmp_path), "--trials", "1"]
     assert cli([*base, *TINY], capsys)[0] == 0
     code, stderr = cli([*base, "--", "--epochs", "2", "--train-limit", "1000", "--device", "cpu"], capsys)
     assert code == 2

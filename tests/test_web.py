@@ -19,7 +19,7 @@ from PIL import Image
 
 from compact_mnist import data, preprocess, webpage
 from compact_mnist.drawings import FONTS, browser_pictures, typed, validation_sample, write
-from conftest import chromium
+from conftest import chromium, missing_program
 
 MODEL_INT8 = webpage.WEB.parent / "models" / "mnist_model.int8.onnx"
 POLICY = (
@@ -55,9 +55,7 @@ def site(tmp_path_factory) -> str:
     if os.environ.get("WEB_TESTS") == "skip":
         pytest.skip("WEB_TESTS=skip: this job leaves the page's tests to another")
     if reason := webpage.missing():
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI must run these tests)")
-        pytest.skip(reason)
+        missing_program(reason)
     with webpage.served(tmp_path_factory.mktemp("site")) as url:
         yield url
 
