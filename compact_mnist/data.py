@@ -21,6 +21,8 @@ from compact_mnist.errors import UserError
 
 MEAN, STD = 0.1307, 0.3081
 VAL_SIZE = 5_000
+# Augmentation at strength 1: a rotation, a shift each way and a zoom of up to these (0.1 = 90% to 110%).
+ROTATION_DEGREES, SHIFT_PIXELS, ZOOM = 10.0, 2.0, 0.1
 ELASTIC_GRID = 4  # control points per side of the elastic displacement field
 # The validation split is the same for every training seed, so validation numbers compare across seeds.
 SPLIT_SEED = 12345
@@ -168,9 +170,9 @@ def shuffled_batches(count: int, batch_size: int, generator: torch.Generator) ->
 def augment(
     images: torch.Tensor,
     generator: torch.Generator,
-    degrees: float = 10.0,
-    shift: float = 2.0,
-    scale: float = 0.1,
+    degrees: float = ROTATION_DEGREES,
+    shift: float = SHIFT_PIXELS,
+    scale: float = ZOOM,
     strength: float = 1.0,
     elastic: float = 0.0,
 ) -> torch.Tensor:
