@@ -18,18 +18,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from compact_mnist.recipe import HEADS, PRESETS, Recipe
+
 IMAGE_SIZE = 28
-PRESETS: dict[str, str] = {
-    "default": "8d,16,16,16s,M,32s,48s,48s",
-    "small": "8d,16,16,16s,M,24s,32s,32s",
-    "tiny": "8,M,12,12s,12s,M,24s,24s,24s",
-    "micro": "4,8s,M,12s,M,12s,11s",
-}
 KINDS = {"": "conv", "s": "separable", "p": "pointwise", "d": "strided"}
 # Side of the convolution across channels; a separable block's comes after its depthwise 3x3.
 KERNEL = {"conv": 3, "strided": 3, "separable": 1, "pointwise": 1}
 DOWNSAMPLING = ("pool", "strided")
-HEADS = ("gap", "flatten")  # a global average pool before the linear layer, or every pixel of the last map
 
 
 def layer_kind(item: str) -> tuple[str, int]:
@@ -51,7 +46,7 @@ def output_size(kind: str, size: int) -> int:
 
 def parse_spec(spec: str) -> list[str]:
     """Turn a preset name or a spec such as "8d,12,16s,M,16,16p" into its checked list of items."""
-    spec = PRESETS.get(spec, spec)
+    spec = PRESETS[spec].spec if spec in PRESETS else spec
     items = [item.strip() for item in spec.split(",")]
     try:
         kinds = [layer_kind(item)[0] for item in items]
@@ -109,7 +104,9 @@ class Net(nn.Module):
     global average pool) exist for the ablation study (docs/design.md); every preset uses the defaults.
     """
 
-    def __init__(self, spec: str = "default", dropout: float = 0.05, batchnorm: bool = True, head: str = "gap") -> None:
+    def __init__(
+        self, spec: str = "default", dropout: float = Recipe.dropout, batchnorm: bool = True, head: str = "gap"
+    ) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head {head!r}: use one of {', '.join(HEADS)}")

@@ -16,6 +16,11 @@ class UserError(Exception):
     """A problem the user can fix; the message says how."""
 
 
+class UsageError(UserError):
+    """Flags that a command refuses, raised instead of exiting where a script asks first (ArgumentParser with
+    `exit_on_error=False`); the message is the one the command would print."""
+
+
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run a script's `main`: `UserError` -> one line and exit 2; Ctrl-C -> exit 130."""
     try:

@@ -1,30 +1,43 @@
-"""Command-line value checks shared by every script, so bad input stops at the usage line.
+"""Command-line value checks shared by every script, so bad input stops at the usage line, and train.py's recipe
+flags, generated from `Recipe`'s fields.
 
-Each function here is an argparse `type`: it turns the text into a value or raises
+Each check here is an argparse `type`: it turns the text into a value or raises
 `argparse.ArgumentTypeError`, which argparse prints as one line naming the flag, with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from collections.abc import Callable
 
 import torch
 
+from compact_mnist.errors import UsageError
+from compact_mnist.recipe import PRESETS, Recipe, for_model
 from model import parse_spec, training_memory_bytes
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser with this project's two rules: no abbreviated flags (`--mod` is no `--model`), and a
     usage error is one line naming the flag and pointing at --help, exit code 2 (argparse's own prints its
-    usage block first)."""
+    usage block first). With `exit_on_error=False` every usage error is a `UsageError` instead, for a script
+    that checks another command's flags before running it."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
+    def parse_known_args(self, args=None, namespace=None):
+        try:
+            return super().parse_known_args(args, namespace)
+        except argparse.ArgumentError as error:  # raised, not reported, only under exit_on_error=False
+            raise UsageError(str(error)) from None
+
     def error(self, message: str):
+        if not self.exit_on_error:
+            raise UsageError(message)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -112,3 +125,55 @@ def model_spec(text: str) -> str:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
+
+
+def shown(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def default_help(item: dataclasses.Field) -> str:
+    """The end of a recipe flag's help: its default, and the presets and layer specs that train with other values."""
+    if item.name == "model":
+        return f" (default: the preset {item.default})"
+    if isinstance(item.default, bool) or item.default is None:
+        return ""
+    ours = getattr(for_model(), item.name)
+    others: dict = {}  # value -> who trains with it
+    for name in PRESETS:
+        value = getattr(for_model(name), item.name)
+        if value != ours:
+            others.setdefault(value, []).append(name)
+    if item.default != ours:
+        others.setdefault(item.default, []).append("a layer spec")
+    rest = "".join(f"; {', '.join(names)}: {shown(value)}" for value, names in others.items())
+    return f" (default: {shown(ours)}{rest})"
+
+
+def add_recipe_flag(parser: argparse.ArgumentParser, item: dataclasses.Field) -> None:
+    """The flag of one Recipe field: --no-NAME or --NAME for a switch, else --NAME VALUE checked as the field says.
+    Its default is left out of the namespace, so that parse_args knows which values were given."""
+    check = dict(item.metadata)
+    words = check.pop("help").format(presets=", ".join(f"{name} = {preset.spec}" for name, preset in PRESETS.items()))
+    options = dict(dest=item.name, default=argparse.SUPPRESS, help=(words + default_help(item)).replace("%", "%%"))
+    name = item.name.replace("_", "-")
+    if isinstance(item.default, bool):
+        action = "store_false" if item.default else "store_true"
+        parser.add_argument(f"--no-{name}" if item.default else f"--{name}", action=action, **options)
+    elif "choices" in check:
+        parser.add_argument(f"--{name}", choices=check["choices"], **options)
+    else:
+        kind = check.pop("kind")
+        parser.add_argument(f"--{name}", type=model_spec if kind == "spec" else number(kind, **check), **options)
+
+
+def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
+    """train.py's flags for what it trains: one per `Recipe` field, in the fields' order."""
+    for item in dataclasses.fields(Recipe):
+        add_recipe_flag(parser, item)
+
+
+def given_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe a command line asks for: the --model preset's own (`for_model`), with the recipe flags given on
+    top. Those flags are taken out of `args`."""
+    given = {item.name: vars(args).pop(item.name) for item in dataclasses.fields(Recipe) if item.name in args}
+    return for_model(**given)

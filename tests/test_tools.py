@@ -24,6 +24,7 @@ from compact_mnist.checkpoint import fingerprint, load_checkpoint, load_model
 from compact_mnist.data import normalize, read_split, split_indices
 from compact_mnist.drawings import HARD_CASES, hard_case
 from compact_mnist.errors import UserError, run_cli
+from compact_mnist.recipe import PRESETS
 from conftest import require_current
 from model import Net, count_parameters, layer_table
 
@@ -337,6 +338,19 @@ def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
     assert again.stdout.count("already trained") == 2
 
 
+def test_a_finished_run_is_read_back_only_for_the_recipe_it_trained(tmp_path):
+    from scripts.launch import finished_run
+    from train import parse_args, trained_recipe
+
+    flags = ["--epochs", "1", "--device", "cpu"]
+    (tmp_path / "metrics.json").write_text(json.dumps({"meta": trained_recipe(parse_args(flags).recipe)}))
+    assert finished_run(flags, tmp_path)
+    assert finished_run([*flags, "--model", "default", "--lr", "0.4"], tmp_path), "the same recipe, spelled out"
+    assert finished_run([*flags, "--model", PRESETS["default"].spec], tmp_path) is None, "no preset: no elastic"
+    assert finished_run([*flags, "--lr", "0.3"], tmp_path) is None
+    assert finished_run(["--epochs", "0"], tmp_path) is None, "flags that train.py refuses"
+
+
 def test_seed_entries_go_to_the_committed_report_only_for_presets():
     from scripts.seeds import default_report
 
@@ -382,7 +396,7 @@ def test_every_ablation_is_a_recipe_train_py_accepts_and_differs_from_the_defaul
     from scripts.ablation import ABLATIONS
     from train import parse_args, trained_recipe
 
-    default = trained_recipe(parse_args(["--device", "cpu"]))
+    default = trained_recipe(parse_args(["--device", "cpu"]).recipe)
     for name, (_, flags) in ABLATIONS.items():
-        recipe = trained_recipe(parse_args([*flags, "--device", "cpu"]))
+        recipe = trained_recipe(parse_args([*flags, "--device", "cpu"]).recipe)
         assert (recipe == default) == (name == "default"), name
