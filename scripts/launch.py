@@ -1,27 +1,26 @@
 """How a training run is launched and read back, shared by scripts/seeds.py and scripts/search.py.
 
-A run is `python train.py ARGS --out-dir OUT` in a subprocess, its output in `OUT.log`. A run that
-already finished in OUT with the same arguments, and the same network and recipe behind them, is read
-back instead of retrained, so an interrupted sweep or search resumes where it stopped.
+A run is train.py's `main` in a worker process of its own (`python scripts/launch.py TRAIN_FLAGS --out-dir OUT`),
+so that runs go in parallel on their own threads and Ctrl-C or a pruned trial stops one cleanly. It writes what
+`python train.py` writes into OUT, its output for people into OUT.log, and its messages for the parent as JSON
+lines on its stdout: {"epoch": record} after every epoch, {"metrics": metrics.json's content} once saved.
+A run whose OUT/metrics.json records the recipe that the same flags resolve to today is read back instead of
+retrained, so an interrupted sweep or search resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from compact_mnist.checkpoint import write_atomic
+from compact_mnist.errors import UsageError, run_cli
+from compact_mnist.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# train.py prints one such line per epoch: "epoch  3/20  train loss ... val  99.12%  test ..."
-EPOCH_LINE = re.compile(r"^epoch\s+(\d+)/\d+\s.*\bval\s+([\d.]+)%")
-
 
 # train.py's exit code after Ctrl-C; killed by SIGINT; Windows' STATUS_CONTROL_C_EXIT.
 INTERRUPTED = {130, -2, 0xC000013A}
@@ -40,38 +39,33 @@ def last_line(path: Path) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def resolved_recipe(train_args: list[str]) -> dict | None:
-    """What train.py would train with these flags today (see train.trained_recipe); None if it would refuse them."""
+def wanted_recipe(train_args: list[str]) -> Recipe | None:
+    """What train.py would train with these flags today, its model as a layer spec; None if it would refuse them
+    (the run must then be launched for its message to be seen)."""
     from train import parse_args, trained_recipe  # imports torch: only when a finished run is there to check
 
     try:
-        return trained_recipe(parse_args(train_args))
-    except SystemExit:  # a usage error: the run must be launched for its message to be seen
+        return Recipe.from_record(trained_recipe(parse_args(train_args, exit_on_error=False).recipe))
+    except UsageError:
         return None
 
 
 def finished_run(train_args: list[str], out: Path) -> dict | None:
-    """The metrics of a run that already finished in `out` with these train.py flags and the network and recipe
-    they resolve to now, else None. The flags alone are not enough: after a preset or a default changes, the
-    same flags train something else. Where it was trained does not matter: a finished run's folder can be moved."""
+    """The metrics of a run that already finished in `out` with the recipe these train.py flags resolve to now,
+    else None. The flags alone are not enough: after a preset or a default changes, the same flags train something
+    else. Where it was trained does not matter: a finished run's folder can be moved."""
     path = out / "metrics.json"
-    metrics = json.loads(path.read_text()) if path.is_file() else {}
-    command = metrics.get("command", [])
-    if "--out-dir" in command:
-        at = command.index("--out-dir")
-        command = command[:at] + command[at + 2 :]
-    if not metrics or command != train_args:
+    if not path.is_file():
         return None
-    trained = {key: metrics["meta"].get(key) for key in ("spec", "epochs", "seed", "hyperparameters")}
-    # Through JSON, as metrics.json stores it, so that a tuple and a list, or 5e-4 and 0.0005, compare equal.
-    return metrics if trained == json.loads(json.dumps(resolved_recipe(train_args))) else None
+    metrics = json.loads(path.read_text())
+    return metrics if Recipe.from_record(metrics["meta"]) == wanted_recipe(train_args) else None
 
 
 def train_run(
     train_args: list[str],
     out: Path,
     threads: int,
-    on_epoch: Callable[[int, float], bool] | None = None,
+    on_epoch: Callable[[int, float | None], bool] | None = None,
 ) -> dict:
     """Train once (unless this exact run already finished in `out`) and return its metrics.json.
 
@@ -81,41 +75,51 @@ def train_run(
     finished = finished_run(train_args, out)
     if finished:
         return finished
-    arguments = [*train_args, "--out-dir", str(out)]
     log = out.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-    command = [sys.executable, str(ROOT / "train.py"), *arguments]
+    command = [sys.executable, str(Path(__file__).resolve()), *train_args, "--out-dir", str(out)]
+    metrics = None
     with open(log, "w", encoding="utf-8") as file:
         process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=env,
-            cwd=ROOT,
+            command, stdout=subprocess.PIPE, stderr=file, text=True, encoding="utf-8", env=env, cwd=ROOT
         )
         try:
             for line in process.stdout:
-                file.write(line)
-                file.flush()  # the log shows progress while the run goes on
-                epoch = EPOCH_LINE.match(line)
-                if epoch and on_epoch and on_epoch(int(epoch[1]), float(epoch[2])):
-                    raise RunStopped(f"stopped after epoch {epoch[1]}")
+                message = json.loads(line)
+                record = message.get("epoch")
+                if record and on_epoch and on_epoch(record["epoch"], record["val_acc"]):
+                    raise RunStopped(f"stopped after epoch {record['epoch']}")
+                metrics = message.get("metrics", metrics)
             process.wait()
         finally:
-            if process.poll() is None:  # stopped early, or Ctrl-C here (train.py got it too)
+            if process.poll() is None:  # stopped early, or Ctrl-C here (the worker got it too)
                 process.terminate()
                 process.wait()
-    if process.returncode in INTERRUPTED:  # Ctrl-C reached train.py too: stop, do not record a failure
+    if process.returncode in INTERRUPTED:  # Ctrl-C reached the worker too: stop, do not record a failure
         raise KeyboardInterrupt
     if process.returncode != 0:
         raise RunFailed(f"train.py exited with {process.returncode}: {last_line(log)} (log: {log})")
-    if not (out / "metrics.json").is_file():  # a flag such as --help made train.py exit without training
+    if metrics is None:  # a flag such as --help made train.py exit without training
         raise RunFailed(f"train.py exited without training ({last_line(log)}; log: {log})")
-    metrics = json.loads((out / "metrics.json").read_text())
-    metrics["command"] = arguments
-    write_atomic((json.dumps(metrics, indent=2) + "\n").encode(), out / "metrics.json")
     return metrics
+
+
+def worker(argv: list[str]) -> int:
+    """The worker process: train.py's `main`, sending its messages as JSON lines on stdout. Everything else that
+    writes to stdout, print or C library alike, is sent to stderr, the log, so that stdout carries only messages."""
+    messages = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    def send(message: dict) -> None:
+        messages.write(json.dumps(message) + "\n")
+        messages.flush()
+
+    import train
+
+    return train.main(argv, send=send)
+
+
+if __name__ == "__main__":
+    run_cli(lambda: worker(sys.argv[1:]))

@@ -20,8 +20,6 @@ scripts/seeds.py, which reports test accuracy.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import statistics
@@ -32,7 +30,7 @@ import warnings
 from pathlib import Path
 
 from compact_mnist.checkpoint import write_atomic
-from compact_mnist.errors import UserError, run_cli
+from compact_mnist.errors import UsageError, UserError, run_cli
 from compact_mnist.flags import ArgumentParser, number, positive_int
 from compact_mnist.stamps import stamp
 from model import Net, count_parameters
@@ -118,16 +116,13 @@ def check_train_args(train_args: list[str]) -> int:
     for flag in train_args:
         if flag.split("=")[0] in RESERVED:
             raise UserError(f"{flag} after -- is set by the search itself; leave out {', '.join(RESERVED)}")
-    stderr = io.StringIO()
     try:
-        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            parsed = train.parse_args(train_args)
-    except SystemExit:
-        reason = stderr.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
-        raise UserError(f"train.py refuses the flags after --: {reason}") from None
-    if parsed.val_size == 0:
+        recipe = train.parse_args(train_args, exit_on_error=False).recipe
+    except UsageError as error:
+        raise UserError(f"train.py refuses the flags after --: {error}") from None
+    if recipe.val_size == 0:
         raise UserError("--val-size 0 after -- leaves no validation images to score trials on")
-    return parsed.epochs
+    return recipe.epochs
 
 
 def open_storage(url: str, heartbeat: int = 60):

@@ -28,12 +28,11 @@ from compact_mnist.checkpoint import write_atomic
 from compact_mnist.errors import UserError, run_cli
 from compact_mnist.flags import ArgumentParser, positive_int
 from compact_mnist.flags import seed as seed_value
-from model import PRESETS, parse_spec
+from compact_mnist.recipe import PRESETS, TARGET_ACCURACY
+from model import parse_spec
 from scripts.launch import RunFailed, finished_run, train_run
 
 ROOT = Path(__file__).resolve().parent.parent
-
-TARGET = 99.40
 
 
 def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
@@ -49,7 +48,7 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     except RunFailed as error:
         raise UserError(f"seed {seed} failed: {error}") from None
     meta, history = metrics["meta"], metrics["history"]
-    first = next((h["epoch"] for h in history if h["test_acc"] >= TARGET), None)
+    first = next((h["epoch"] for h in history if h["test_acc"] >= TARGET_ACCURACY), None)
     return dict(
         seed=seed,
         val_acc=meta["val_accuracy"],
@@ -123,7 +122,7 @@ def entry_name(name: str | None, train_args: list[str]) -> str:
     """The report entry's name: as given, else the preset trained. A preset's name is only for that preset's
     network, so that a sweep of another one never overwrites the committed entry."""
     spec = trained_model(train_args)
-    preset = next((preset for preset, preset_spec in PRESETS.items() if preset_spec == spec), None)
+    preset = next((name for name, known in PRESETS.items() if known.spec == spec), None)
     if name is None and preset is None:
         raise UserError(f"the flags after -- train {spec}, which is no preset: give the entry a --name")
     if name in PRESETS and name != preset:
@@ -174,7 +173,7 @@ def markdown(report: dict) -> str:
             "",
             "| seed | "
             + " | ".join(titles[key] for key in keys)
-            + f" | first epoch test >= {TARGET}% | seconds | device |",
+            + f" | first epoch test >= {TARGET_ACCURACY}% | seconds | device |",
             "|---:|" + "---:|" * len(keys) + "---:|---:|---|",
         ]
         for run in entry["runs"]:
