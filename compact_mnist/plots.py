@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from compact_mnist.checkpoint import write_atomic
+from compact_mnist.recipe import TARGET_ACCURACY
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
@@ -101,7 +102,7 @@ def frontier(points: list[dict], path: Path) -> None:
             xytext=(8, -12 if index % 2 else 8),
             fontsize=8,
         )
-    axis.axhline(99.4, color="grey", lw=0.8, ls="--")
+    axis.axhline(TARGET_ACCURACY, color="grey", lw=0.8, ls="--")
     axis.set(
         xscale="log",
         xlabel="parameters (log)",

@@ -24,7 +24,7 @@ from compact_mnist.checkpoint import write_atomic
 from compact_mnist.data import load_mnist, resolve_data_dir
 from compact_mnist.errors import UserError, run_cli
 from compact_mnist.flags import ArgumentParser, positive_int
-from model import PRESETS
+from compact_mnist.recipe import PRESETS
 from scripts import seeds
 from train import parse_args
 
@@ -38,7 +38,7 @@ ABLATIONS = {
     "flatten-head": ("global average pooling (the last map flattened into the linear layer)", ["--head", "flatten"]),
     "plain-convolutions": (
         "depthwise-separable convolutions (plain 3x3 ones of the same widths)",
-        ["--model", PRESETS["default"].replace("s", "")],
+        ["--model", PRESETS["default"].spec.replace("s", "")],
     ),
     "constant-lr": (
         "OneCycleLR (a constant learning rate of 0.2, its mean)",
@@ -67,7 +67,7 @@ def epoch_seconds(rounds: int, images: int) -> dict[str, float]:
 
     torch.set_num_threads(1)  # as each training run had
     data = load_mnist(resolve_data_dir(None), torch.device("cpu"))
-    recipes = {name: parse_args([*flags, "--device", "cpu"]) for name, (_, flags) in ABLATIONS.items()}
+    recipes = {name: parse_args([*flags, "--device", "cpu"]).recipe for name, (_, flags) in ABLATIONS.items()}
     times: dict[str, list[float]] = {name: [] for name in recipes}
     for round_index in range(rounds + 1):
         for name, recipe in recipes.items():

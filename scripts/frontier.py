@@ -15,16 +15,17 @@ from pathlib import Path
 from compact_mnist.checkpoint import write_atomic
 from compact_mnist.errors import UserError, run_cli
 from compact_mnist.flags import ArgumentParser
+from compact_mnist.recipe import PRESETS
 from compact_mnist.stamps import stamp
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PRESETS = ("micro", "tiny", "small", "default")
+ORDER = sorted(PRESETS, key=lambda name: PRESETS[name].budget)  # smallest first
 
 
 def points(report: dict) -> list[dict]:
     rows = []
-    for name in PRESETS:
+    for name in ORDER:
         if name not in report:
             continue
         entry = report[name]
