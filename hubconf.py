@@ -11,9 +11,11 @@ pretrained=False, to be trained with `python train.py --model NAME`.
 
 from pathlib import Path as _Path
 
-from compact_mnist.checkpoint import load_model as _load_model
+from compact_mnist.checkpoint import load_checkpoint as _load_checkpoint
+from compact_mnist.checkpoint import load_weights as _load_weights
 from compact_mnist.errors import UserError as _UserError
 from compact_mnist.preprocess import to_mnist  # an entry point too: the preprocessing on its own
+from compact_mnist.recipe import PRESETS as _PRESETS
 from model import Net as _Net
 
 dependencies = ["torch", "numpy", "PIL", "scipy"]
@@ -21,40 +23,58 @@ dependencies = ["torch", "numpy", "PIL", "scipy"]
 _WEIGHTS = _Path(__file__).resolve().parent / "models" / "mnist_model.pth"
 
 
-def _build(preset: str, pretrained: bool):
+class _HubNet(_Net):
+    """`model.Net` with the preprocessing that predict.py and the demo use beside it: `model.to_mnist(image)`."""
+
+    to_mnist = staticmethod(to_mnist)
+
+
+def _build(preset: str, pretrained: bool) -> _HubNet:
     if pretrained and preset != "default":
         raise ValueError(
             f"no committed weights for the {preset!r} preset (only the default has them, in models/); "
             f"load it with pretrained=False and train it with: python train.py --model {preset}"
         )
+    model = _HubNet(preset)
     if pretrained:
         try:
-            model, _ = _load_model(_WEIGHTS, preset)
+            _load_weights(model, _load_checkpoint(_WEIGHTS)["state_dict"], _WEIGHTS)
         except _UserError as error:  # missing, damaged, or retrained into another architecture
             raise RuntimeError(str(error)) from None
-    else:
-        model = _Net(preset).eval()
-    model.to_mnist = to_mnist  # the preprocessing that predict.py and the demo use, beside the model
-    return model
+    return model.eval()
 
 
+def _documented(preset: str):
+    """Name the preset's parameter budget, from the one preset table, in an entry point's docstring."""
+
+    def document(entry):
+        entry.__doc__ = entry.__doc__.format(budget=f"{_PRESETS[preset].budget:,}")
+        return entry
+
+    return document
+
+
+@_documented("default")
 def compact_mnist(pretrained: bool = True):
-    """The default compact CNN (under 20,000 parameters), with the committed weights unless pretrained=False.
+    """The default compact CNN (at most {budget} parameters), with the committed weights unless pretrained=False.
     In eval mode; `(N, 1, 28, 28)` normalized images in, `(N, 10)` log-probabilities out; `model.to_mnist(image)`
     turns a PIL picture of one digit into such an input."""
     return _build("default", pretrained)
 
 
+@_documented("small")
 def compact_mnist_small(pretrained: bool = False):
-    """The `small` preset (under 8,000 parameters), untrained: no weights are committed for it."""
+    """The `small` preset (at most {budget} parameters), untrained: no weights are committed for it."""
     return _build("small", pretrained)
 
 
+@_documented("tiny")
 def compact_mnist_tiny(pretrained: bool = False):
-    """The `tiny` preset (under 4,000 parameters), untrained: no weights are committed for it."""
+    """The `tiny` preset (at most {budget} parameters), untrained: no weights are committed for it."""
     return _build("tiny", pretrained)
 
 
+@_documented("micro")
 def compact_mnist_micro(pretrained: bool = False):
-    """The `micro` preset (under 1,000 parameters), untrained: no weights are committed for it."""
+    """The `micro` preset (at most {budget} parameters), untrained: no weights are committed for it."""
     return _build("micro", pretrained)
