@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,13 +13,6 @@ import torch
 from compact_mnist.checkpoint import COMMITTED_MODEL
 from compact_mnist.data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
 from compact_mnist.errors import UserError
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on now (for the test servers)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def missing_program(message: str) -> NoReturn:

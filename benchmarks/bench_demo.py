@@ -19,12 +19,9 @@ import os
 import platform
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -32,9 +29,9 @@ import torch
 from app import CONCURRENCY
 from compact_mnist.checkpoint import write_atomic
 from compact_mnist.drawings import TEMPLATES, draw, place
-from compact_mnist.errors import UserError, run_cli
+from compact_mnist.errors import run_cli
 from compact_mnist.flags import ArgumentParser, positive_int
-from conftest import free_port
+from compact_mnist.webpage import Demo
 from train import machine_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,34 +46,6 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Server:
-    """`python app.py --concurrency N` on a free port, for the length of a `with` block."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
-        command = [sys.executable, "app.py", "--port", str(self.port), "--concurrency", str(concurrency)]
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-    def __enter__(self) -> Server:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(self.url, timeout=2)
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise UserError(f"app.py did not start on port {self.port}") from None
-                time.sleep(0.3)
-
-    def __exit__(self, *exc) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def digit_files(folder: Path, count: int) -> list[tuple[str, Path]]:
@@ -147,7 +116,7 @@ def handler_cpu_ms(files: list[tuple[str, Path]], junk: Path) -> float:
 
 def measure(concurrency: int, args: argparse.Namespace, files: list, junk: Path) -> dict:
     """One round: a fresh server at `concurrency`, warmed up, then the load; its figures."""
-    with Server(concurrency) as server:
+    with Demo(concurrency) as server:
         load(server.url, 1, 5, files, junk)  # the first requests pay for imports and the model's first run
         cpu_before, client_cpu_before = cpu_seconds(server.process.pid), time.process_time()
         run = load(server.url, args.clients, args.requests, files, junk)

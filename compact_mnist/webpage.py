@@ -1,14 +1,19 @@
 """The browser page (web/) driven from Python: built into a folder, served on the loopback interface, and asked
 to read pictures through its own path, from the file's bytes to the model's answer (test_web.py and
-benchmarks/bench_web.py)."""
+benchmarks/bench_web.py); and the Gradio demo, app.py, run as a server for its tests and benchmark."""
 
 from __future__ import annotations
 
 import base64
 import os
 import shutil
+import socket
 import subprocess
+import sys
+import tempfile
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -18,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from compact_mnist.drawings import TEMPLATES
+from compact_mnist.errors import UserError
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+ROOT = Path(__file__).resolve().parent.parent
+WEB = ROOT / "web"
 BATCH = 50  # pictures handed to the page per call
 
 
@@ -58,6 +65,47 @@ def launch_chromium(playwright):
         raise NoBrowser(
             f"no usable Chromium ({str(error).splitlines()[0]}); apt-get install chromium or set CHROMIUM"
         ) from None
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now (for the test servers)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Demo:
+    """`python app.py` (with `--concurrency N` if given) on a free loopback port, for the length of a `with` block;
+    `url` is where it answers, `process` its process."""
+
+    def __init__(self, concurrency: int | None = None, timeout: float = 120) -> None:
+        self.port, self.timeout = free_port(), timeout
+        self.url = f"http://127.0.0.1:{self.port}/"
+        command = [sys.executable, "app.py", "--port", str(self.port)]
+        command += ["--concurrency", str(concurrency)] if concurrency else []
+        env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
+        self.log = tempfile.TemporaryFile()  # a file, not a pipe: a pipe nobody reads would stall the server
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def __enter__(self) -> Demo:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                urllib.request.urlopen(self.url, timeout=2)
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    self.log.seek(0)
+                    said = self.log.read().decode(errors="replace").strip().splitlines()
+                    last = said[-1] if said else "no output"
+                    raise UserError(f"app.py did not start on port {self.port}: {last}") from None
+                time.sleep(0.3)
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.log.close()
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

@@ -7,8 +7,6 @@ import os
 import random
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,10 @@ from PIL import Image
 import app
 from compact_mnist.checkpoint import load_model
 from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
+from compact_mnist.errors import UserError
 from compact_mnist.stamps import stamp
-from conftest import chromium, free_port
+from compact_mnist.webpage import Demo
+from conftest import chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
@@ -104,31 +104,11 @@ def test_a_missing_or_damaged_checkpoint_stops_at_start_with_one_line(checkpoint
 @pytest.fixture(scope="module")
 def server():
     """`python app.py` on a free port, stopped when the module's tests are done."""
-    port = free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"app.py did not start: {process.stdout.read()}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        with Demo(timeout=90) as demo:
+            yield demo.url
+    except UserError as error:
+        pytest.fail(str(error))
 
 
 @pytest.mark.slow

@@ -22,7 +22,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import free_port, missing_program
+from compact_mnist.webpage import free_port
+from conftest import missing_program
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-" + secrets.token_hex(8)
