@@ -12,6 +12,7 @@ all 10,000 test images. The results go to benchmarks/onnx.json and benchmarks/on
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -39,7 +40,7 @@ def onnx_runner(onnx_bytes: bytes):
     return lambda image: session.run(None, {"images": image.numpy()})[0]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "mnist_model.pth", help="PyTorch model")
     add_data_dir_argument(parser)
@@ -51,7 +52,27 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "benchmarks" / "onnx.json",
         help="results file, with .md beside it (default: the committed benchmarks/onnx.json)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def seconds_per_image(runners: dict, sample: torch.Tensor, rounds: int) -> dict[str, list[float]]:
+    """Each runner's seconds per single image, one figure per round; the runners take turns within a round, so
+    that a slower spell of the machine falls on all of them alike."""
+    for run in runners.values():  # warm-up
+        for image in sample[:50].split(1):
+            run(image)
+    per_image: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            for image in sample.split(1):
+                run(image)
+            per_image[name].append((time.perf_counter() - start) / len(sample))
+    return per_image
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     float_path, int8_path = args.checkpoint.with_suffix(".onnx"), args.checkpoint.with_suffix(".int8.onnx")
     for path in (float_path, int8_path):
         if not path.is_file():
@@ -65,22 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     files["onnx int8 (operators)"] = quantize_int8(
         files["onnx float"], calibration_images(data_dir), operator_form=True
     )
-
     runners = {"pytorch": lambda image: predict(model, image)} | {
         name: onnx_runner(data) for name, data in files.items()
     }
-    sample = images[: args.images]
-    for run in runners.values():  # warm-up
-        for image in sample[:50].split(1):
-            run(image)
-    per_image: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(args.rounds):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            for image in sample.split(1):
-                run(image)
-            per_image[name].append((time.perf_counter() - start) / len(sample))
-
+    per_image = seconds_per_image(runners, images[: args.images], args.rounds)
     rows = []
     for name in runners:
         data = files.get(name)

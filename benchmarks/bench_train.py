@@ -18,6 +18,7 @@ benchmarks/results.json and benchmarks/results.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -35,7 +36,10 @@ from torchvision import transforms
 from compact_mnist.checkpoint import write_atomic
 from compact_mnist.data import (
     MEAN,
+    ROTATION_DEGREES,
+    SHIFT_PIXELS,
     STD,
+    ZOOM,
     MnistTensors,
     augment,
     batches_per_epoch,
@@ -45,6 +49,7 @@ from compact_mnist.data import (
 )
 from compact_mnist.errors import run_cli
 from compact_mnist.flags import ArgumentParser, model_spec, positive_int
+from compact_mnist.recipe import Recipe
 from model import Net, count_parameters, layer_table, parse_spec
 from train import (
     build_model,
@@ -57,20 +62,21 @@ from train import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
 
 EPOCH_IMAGES = 55_000
 
 
-def time_ours(data: MnistTensors, args: argparse.Namespace, images: int, channels_last: bool = True) -> float:
+def time_ours(data: MnistTensors, recipe: Recipe, images: int, channels_last: bool = True) -> float:
     """Seconds for `images` training images through train.train_one_epoch; `channels_last=False` trains
     the model in PyTorch's default NCHW layout instead of the one train.py uses."""
-    subset = MnistTensors(data.train_images[:images], data.train_labels[:images], *[None] * 4)
-    model = build_model(args) if channels_last else Net(args.model, args.dropout)
-    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=batches_per_epoch(images, args.batch_size))
+    subset = dataclasses.replace(data, train_images=data.train_images[:images], train_labels=data.train_labels[:images])
+    model = build_model(recipe, CPU) if channels_last else Net(recipe.model, recipe.dropout)
+    optimizer, scheduler = make_optimizer(model, recipe, steps_per_epoch=batches_per_epoch(images, recipe.batch_size))
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    averaged = weight_average(model, args.ema) if args.ema else None  # the recipe's weight averaging, if any
-    train_one_epoch(model, subset, optimizer, scheduler, generator, args, epoch=1, averaged=averaged)
+    averaged = weight_average(model, recipe.ema) if recipe.ema else None  # the recipe's weight averaging, if any
+    train_one_epoch(model, subset, optimizer, scheduler, generator, recipe, epoch=1, averaged=averaged)
     return time.perf_counter() - start
 
 
@@ -78,7 +84,9 @@ def classic_loader(data_dir: Path, batch_size: int) -> DataLoader:
     """The usual pipeline: PIL images, per-image RandomAffine + ToTensor + Normalize, 2 workers."""
     transform = transforms.Compose(
         [
-            transforms.RandomAffine(degrees=10, translate=(2 / 28, 2 / 28), scale=(0.9, 1.1)),
+            transforms.RandomAffine(
+                degrees=ROTATION_DEGREES, translate=(SHIFT_PIXELS / 28,) * 2, scale=(1 - ZOOM, 1 + ZOOM)
+            ),
             transforms.ToTensor(),
             transforms.Normalize((MEAN,), (STD,)),
         ]
@@ -87,27 +95,27 @@ def classic_loader(data_dir: Path, batch_size: int) -> DataLoader:
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=2)
 
 
-def time_classic(data_dir: Path, args: argparse.Namespace, images: int) -> float:
+def time_classic(data_dir: Path, recipe: Recipe, images: int) -> float:
     """Seconds for `images` training images through the classic pipeline and the same model and `train_step`."""
-    model = build_model(args)
-    steps = -(-images // args.batch_size)
-    optimizer, scheduler = make_optimizer(model, args, steps_per_epoch=steps)
-    averaged = weight_average(model, args.ema) if args.ema else None
+    model = build_model(recipe, CPU)
+    steps = -(-images // recipe.batch_size)
+    optimizer, scheduler = make_optimizer(model, recipe, steps_per_epoch=steps)
+    averaged = weight_average(model, recipe.ema) if recipe.ema else None
     model.train()
     start = time.perf_counter()
-    for step, (batch, labels) in enumerate(classic_loader(data_dir, args.batch_size)):
+    for step, (batch, labels) in enumerate(classic_loader(data_dir, recipe.batch_size)):
         if step == steps:
             break
-        train_step(model, batch, labels, optimizer, scheduler, args.label_smoothing, averaged)
+        train_step(model, batch, labels, optimizer, scheduler, recipe.label_smoothing, averaged)
     return time.perf_counter() - start
 
 
-def time_ours_data_only(data: MnistTensors, args: argparse.Namespace, images: int) -> float:
-    """Seconds to produce `images` training images as batches, augmented as `args` says, without the model."""
+def time_ours_data_only(data: MnistTensors, recipe: Recipe, images: int) -> float:
+    """Seconds to produce `images` training images as batches, augmented as `recipe` says, without the model."""
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    for index in shuffled_batches(images, args.batch_size, generator):
-        augment(data.train_images[index], generator, strength=args.augment_strength, elastic=args.elastic)
+    for index in shuffled_batches(images, recipe.batch_size, generator):
+        augment(data.train_images[index], generator, strength=recipe.augment_strength, elastic=recipe.elastic)
     return time.perf_counter() - start
 
 
@@ -167,7 +175,7 @@ def run_train(flags: list[str]) -> tuple[float, int | None, dict]:
     return seconds, peak_child_memory_mb(), metrics
 
 
-def main() -> int:
+def parse_options() -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--images", type=positive_int, default=25_600, help="training images per timed repeat (default: 25600)"
@@ -186,73 +194,89 @@ def main() -> int:
         default=ROOT / "benchmarks" / "results.json",
         help="results file, with .md beside it (default: the committed benchmarks/results.json)",
     )
-    options = parser.parse_args()
-    model_flags = ["--model", options.model, "--device", "cpu"]
-    args = parse_args(model_flags)  # train.py's defaults for this model: the same recipe as a real run
-    # Like with like: the classic pipeline has only the affine augmentation, so ours is timed with it alone;
-    # the recipe's own elastic distortion, what python train.py runs, is a row of its own.
-    affine = argparse.Namespace(**{**vars(args), "elastic": 0.0})
-    data_dir = resolve_data_dir(None)
-    data = load_mnist(data_dir, torch.device("cpu"))  # downloads first if needed
+    return parser.parse_args()
 
-    # Whole train.py runs first: RUSAGE_CHILDREN would otherwise also count the DataLoader's workers.
+
+def whole_runs(model_flags: list[str], full: bool) -> tuple[int | None, dict | None]:
+    """The peak memory of a one-epoch `python train.py`, and with `full` a whole run's time, accuracy and memory.
+    They run before anything else: RUSAGE_CHILDREN would otherwise also count the DataLoader's workers."""
     _, peak_mb, _ = run_train(["--epochs", "1", *model_flags])
-    full_run = None
-    if options.full:
-        seconds, full_peak_mb, metrics = run_train(model_flags)
-        full_run = dict(
-            wall_seconds=seconds,
-            epochs=metrics["meta"]["epochs"],
-            test_accuracy=metrics["meta"]["test_accuracy"],
-            peak_memory_mb=full_peak_mb,
-        )
+    if not full:
+        return peak_mb, None
+    seconds, full_peak_mb, metrics = run_train(model_flags)
+    return peak_mb, dict(
+        wall_seconds=seconds,
+        epochs=metrics["meta"]["epochs"],
+        test_accuracy=metrics["meta"]["test_accuracy"],
+        peak_memory_mb=full_peak_mb,
+    )
 
+
+def time_paths(recipe: Recipe, images: int, repeats: int) -> dict[str, dict]:
+    """Every path's median seconds, images per second and seconds per 55,000-image epoch, interleaved repeats
+    after a warm-up. Like with like: the classic pipeline has only the affine augmentation, so ours is timed with
+    it alone; the recipe's own elastic distortion, what python train.py runs, is a row of its own."""
+    affine = dataclasses.replace(recipe, elastic=0.0)
+    data_dir = resolve_data_dir(None)
+    data = load_mnist(data_dir, CPU)  # downloads first if needed
     timers = {
-        "ours": lambda: time_ours(data, affine, options.images),
-        "classic": lambda: time_classic(data_dir, affine, options.images),
-        "ours_recipe": lambda: time_ours(data, args, options.images),
-        "ours_nchw": lambda: time_ours(data, affine, options.images, channels_last=False),
-        "ours_data_only": lambda: time_ours_data_only(data, affine, options.images),
-        "ours_recipe_data_only": lambda: time_ours_data_only(data, args, options.images),
-        "classic_data_only": lambda: time_classic_data_only(data_dir, args.batch_size, options.images),
+        "ours": lambda: time_ours(data, affine, images),
+        "classic": lambda: time_classic(data_dir, affine, images),
+        "ours_recipe": lambda: time_ours(data, recipe, images),
+        "ours_nchw": lambda: time_ours(data, affine, images, channels_last=False),
+        "ours_data_only": lambda: time_ours_data_only(data, affine, images),
+        "ours_recipe_data_only": lambda: time_ours_data_only(data, recipe, images),
+        "classic_data_only": lambda: time_classic_data_only(data_dir, recipe.batch_size, images),
     }
     timings: dict[str, list[float]] = {name: [] for name in timers}
-    for repeat in range(options.repeats + 1):  # repeat 0 is the warm-up
+    for repeat in range(repeats + 1):  # repeat 0 is the warm-up
         for name, timer in timers.items():
             seconds = timer()
             print(f"{name:18s} {'warm-up' if repeat == 0 else f'repeat {repeat}'}: {seconds:6.2f} s", flush=True)
             if repeat:
                 timings[name].append(seconds)
-
     paths = {}
     for name, seconds in timings.items():
         median = statistics.median(seconds)
         paths[name] = dict(
             median_seconds=median,
-            images_per_second=options.images / median,
-            seconds_per_epoch=median * EPOCH_IMAGES / options.images,
+            images_per_second=images / median,
+            seconds_per_epoch=median * EPOCH_IMAGES / images,
             repeats=seconds,
         )
-    flops, peak = training_flops_per_image(Net(args.model)), matmul_gflops()
+    return paths
+
+
+def main() -> int:
+    options = parse_options()
+    model_flags = ["--model", options.model, "--device", "cpu"]
+    recipe = parse_args(model_flags).recipe  # train.py's recipe for this model, as a real run trains it
+    peak_mb, full_run = whole_runs(model_flags, options.full)
+    paths = time_paths(recipe, options.images, options.repeats)
+
+    def speedup(slow: str, fast: str) -> float:
+        return paths[slow]["median_seconds"] / paths[fast]["median_seconds"]
+
+    flops, peak = training_flops_per_image(Net(recipe.model)), matmul_gflops()
     results = dict(
         machine=dict(
-            cpu=machine_name(torch.device("cpu")),
+            cpu=machine_name(CPU),
             cores=torch.get_num_threads(),
             python=platform.python_version(),
             torch=torch.__version__,
         ),
         model=dict(
-            preset=options.model, spec=",".join(parse_spec(args.model)), params=count_parameters(Net(args.model))
+            preset=options.model, spec=",".join(parse_spec(recipe.model)), params=count_parameters(Net(recipe.model))
         ),
-        batch_size=args.batch_size,
+        batch_size=recipe.batch_size,
         images_per_repeat=options.images,
         paths=paths,
-        elastic=args.elastic,
-        speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours"]["median_seconds"],
-        recipe_speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours_recipe"]["median_seconds"],
-        nchw_speedup_vs_classic=paths["classic"]["median_seconds"] / paths["ours_nchw"]["median_seconds"],
-        channels_last_speedup=paths["ours_nchw"]["median_seconds"] / paths["ours"]["median_seconds"],
-        data_path_speedup=paths["classic_data_only"]["median_seconds"] / paths["ours_data_only"]["median_seconds"],
+        elastic=recipe.elastic,
+        speedup_vs_classic=speedup("classic", "ours"),
+        recipe_speedup_vs_classic=speedup("classic", "ours_recipe"),
+        nchw_speedup_vs_classic=speedup("classic", "ours_nchw"),
+        channels_last_speedup=speedup("ours_nchw", "ours"),
+        data_path_speedup=speedup("classic_data_only", "ours_data_only"),
         training_flops_per_image=flops,
         gflops_per_second=flops * paths["ours"]["images_per_second"] / 1e9,
         matmul_gflops_per_second=peak,
@@ -270,10 +294,10 @@ def megabytes(value: int | None) -> str:
     return f"{value:,} MB" if value is not None else "not measured on this OS"
 
 
-def markdown(results: dict) -> str:
-    paths, machine = results["paths"], results["machine"]
+def path_rows(results: dict) -> list[str]:
+    """The table: one row per path, each with its ratio against the classic row that does the same work."""
+    paths = results["paths"]
     classic, classic_data = paths["classic"]["median_seconds"], paths["classic_data_only"]["median_seconds"]
-    model_flag = "" if results["model"]["preset"] == "default" else f" --model {results['model']['preset']}"
     elastic = results["elastic"]
     rows = [  # (what the row runs, its timings, which classic row it is compared with, bold)
         ("ours: tensors on the device, batched affine augmentation", "ours", classic, True),
@@ -294,16 +318,7 @@ def markdown(results: dict) -> str:
         (f"ours, data only, affine and elastic ({elastic:g} px)", "ours_recipe_data_only", classic_data, False),
         ("classic, data only (DataLoader, no model)", "classic_data_only", classic_data, False),
     ]
-    lines = [
-        f"Measured on {machine['cpu']}, {machine['cores']} threads, torch {machine['torch']}; "
-        f"{results['model']['preset']} model ({results['model']['params']:,} parameters), batch "
-        f"{results['batch_size']}, median of {len(paths['ours']['repeats'])} repeats of "
-        f"{results['images_per_repeat']:,} images after a warm-up. Seconds per epoch are training steps alone "
-        "(no evaluation); each ratio is against the classic row that does the same work.",
-        "",
-        "| path | images / s | seconds / epoch (55,000 images) | against classic |",
-        "|---|---:|---:|---:|",
-    ]
+    lines = ["| path | images / s | seconds / epoch (55,000 images) | against classic |", "|---|---:|---:|---:|"]
     for label, key, baseline, bold in rows:
         path = paths[key]
         ratio = f"{baseline / path['median_seconds']:.1f}x" if key not in ("classic", "classic_data_only") else "1.0x"
@@ -313,9 +328,22 @@ def markdown(results: dict) -> str:
             + (f"**{ratio}**" if bold else ratio)
             + " |"
         )
+    return lines
+
+
+def markdown(results: dict) -> str:
+    paths, machine = results["paths"], results["machine"]
+    model_flag = "" if results["model"]["preset"] == "default" else f" --model {results['model']['preset']}"
     flops, achieved = results["training_flops_per_image"], results["gflops_per_second"]
     peak = results["matmul_gflops_per_second"]
-    lines += [
+    lines = [
+        f"Measured on {machine['cpu']}, {machine['cores']} threads, torch {machine['torch']}; "
+        f"{results['model']['preset']} model ({results['model']['params']:,} parameters), batch "
+        f"{results['batch_size']}, median of {len(paths['ours']['repeats'])} repeats of "
+        f"{results['images_per_repeat']:,} images after a warm-up. Seconds per epoch are training steps alone "
+        "(no evaluation); each ratio is against the classic row that does the same work.",
+        "",
+        *path_rows(results),
         "",
         f"- the channels-last layout makes our epoch {results['channels_last_speedup']:.2f}x faster than NCHW; "
         "the other rows of ours train it channels-last, as train.py does on a CPU",

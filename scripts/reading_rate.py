@@ -29,6 +29,7 @@ fonts that matplotlib ships, so every machine has them, at two sizes).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import json
@@ -137,7 +138,7 @@ def controls(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return predict(model, inputs).argmax(1) == labels
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     add_data_dir_argument(parser)
@@ -168,12 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "reports" / "reading_rate.json",
         help="results file, with .md beside it (default: the committed reports/reading_rate.json)",
     )
-    args = parser.parse_args(argv)
-    model, meta = load_model(args.checkpoint, args.model)
-    paths = {"now": preprocess} | {revision: preprocessing_at(revision) for revision in args.against}
-    images, labels = validation_sample(resolve_data_dir(args.data_dir), args.mnist)
-    as_they_are = (predict(model, normalize(images)).argmax(1) == labels).tolist()
-    rows = mnist_rows(images, labels, args.seed) | {
+    return parser.parse_args(argv)
+
+
+def picture_rows(images: torch.Tensor, labels: torch.Tensor, args: argparse.Namespace) -> dict[str, tuple]:
+    """Every row of the report: its name, how its pictures were made, and the pictures with their labels."""
+    return mnist_rows(images, labels, args.seed) | {
         "number": number_row(images, labels, args.numbers, args.seed),
         "drawn": (
             f"sketchpad-style strokes 4-40 px wide, digits 20-90% of a {CANVAS}px canvas high, tilted and moved",
@@ -184,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             [(str(digit), image, PNG) for digit, image in typed_digits()],
         ),
     }
+
+
+def read_rows(model, rows: dict, paths: dict, images, labels, at_most: int | None) -> dict[str, dict]:
+    """Each row's pictures written as files and read back through every revision's preprocessing (`paths`), with
+    the same digits as MNIST has them and as plain files beside them for comparison."""
+    as_they_are = (predict(model, normalize(images)).argmax(1) == labels).tolist()
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         plain = controls(model, images, labels, Path(folder) / "control").tolist()
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             if name == "number":
                 row["lengths"] = {n: sum(len(label) == n for label, _, _ in files) for n in range(2, 7)}
             for label, module in paths.items():
-                read = files if label == "now" else files[: args.against_at_most]
+                read = files if label == "now" else files[:at_most]
                 row[label] = reading_rate(model, read, module, number=name == "number") | dict(files=len(read))
                 print(
                     f"{name} ({label}): {row[label]['read_correctly']:.1f}% of {len(read):,} read correctly, "
@@ -207,6 +214,15 @@ def main(argv: list[str] | None = None) -> int:
                 )
             results[name] = row
             shutil.rmtree(files[0][1].parent)  # a thousand large photos take gigabytes
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    model, meta = load_model(args.checkpoint, args.model)
+    paths = {"now": preprocess} | {revision: preprocessing_at(revision) for revision in args.against}
+    images, labels = validation_sample(resolve_data_dir(args.data_dir), args.mnist)
+    results = read_rows(model, picture_rows(images, labels, args), paths, images, labels, args.against_at_most)
     report = dict(
         checkpoint=stamps.name(args.checkpoint),
         checkpoint_sha256=fingerprint(args.checkpoint),

@@ -113,3 +113,20 @@ def test_every_committed_picture_records_what_it_shows_and_still_shows_it(pictur
     assert recorded, f"{picture.name} has no stamp of the files it was made from"
     made_from, made_by = recorded
     require_current(stamps.name(picture), stamps.stale(made_from), made_by)
+
+
+LONGEST_FUNCTION = 60  # lines; a longer one does several jobs, to be split by responsibility
+CODE = ("compact_mnist", "scripts", "benchmarks", "tests")
+
+
+def test_no_function_is_longer_than_a_screen():
+    import ast
+
+    sources = [*ROOT.glob("*.py"), *[path for folder in CODE for path in (ROOT / folder).glob("*.py")]]
+    long = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                long += [f"{path.name}: {node.name} ({lines} lines)"] if lines > LONGEST_FUNCTION else []
+    assert len(sources) > 30 and not long, ", ".join(long)
