@@ -15,6 +15,7 @@ import evaluate
 import predict
 from compact_mnist import preprocess
 from compact_mnist.checkpoint import load_model
+from compact_mnist.data import STD
 from compact_mnist.drawings import TEMPLATES, draw, place, sideways
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ def read(model, image: Image.Image) -> int:
 
 def same_input(a: Image.Image, b: Image.Image, grey_levels: int = 2) -> None:
     """The two pictures give the model the same 28x28 input, to within `grey_levels` of 255 in any pixel."""
-    torch.testing.assert_close(preprocess.to_mnist(a), preprocess.to_mnist(b), atol=grey_levels / 255 / 0.3081, rtol=0)
+    torch.testing.assert_close(preprocess.to_mnist(a), preprocess.to_mnist(b), atol=grey_levels / 255 / STD, rtol=0)
 
 
 # Orientation
@@ -161,7 +162,7 @@ def boxed(image: Image.Image, width: int = 4) -> Image.Image:
 def test_printed_lines_are_taken_out_and_the_digit_stays_as_it_was(paper):
     digit = drawn(5, width=16)
     on_paper = {"ruled": ruled(digit), "squared": ruled(digit, squared=True), "box": boxed(digit)}[paper]
-    difference = (preprocess.to_mnist(on_paper) - preprocess.to_mnist(digit)).abs() * 0.3081
+    difference = (preprocess.to_mnist(on_paper) - preprocess.to_mnist(digit)).abs() * STD
     assert difference.mean() < 0.02 and difference.max() < 0.5
     blank = {"ruled": ruled, "squared": lambda page: ruled(page, squared=True), "box": boxed}[paper]
     with pytest.raises(ValueError, match="no digit found"):

@@ -21,7 +21,7 @@ import export
 import predict
 from compact_mnist import preprocess
 from compact_mnist.checkpoint import fingerprint, load_checkpoint, load_model
-from compact_mnist.data import normalize, read_split, split_indices
+from compact_mnist.data import MEAN, STD, normalize, read_split, split_indices
 from compact_mnist.drawings import HARD_CASES, hard_case
 from compact_mnist.errors import UserError, run_cli
 from compact_mnist.recipe import PRESETS
@@ -104,7 +104,7 @@ def test_predict_reports_each_bad_file_and_still_predicts_the_rest(tmp_path, dat
 def test_no_stroke_is_thinned_away_or_divided_by_zero(kind):
     digit = preprocess.to_mnist(hard_case(kind))
     assert digit.shape == (1, 28, 28) and torch.isfinite(digit).all()
-    ink = digit * 0.3081 + 0.1307
+    ink = digit * STD + MEAN
     assert ink.max() > 0.5, "the stroke survived"
 
 
@@ -230,7 +230,7 @@ def test_the_pretrained_hub_model_scores_the_committed_accuracy(mnist):
     model = torch.hub.load(str(ROOT), "compact_mnist", source="local", pretrained=True)
     _, accuracy = evaluate.evaluate(model, mnist.test_images, mnist.test_labels)
     assert accuracy == pytest.approx(load_checkpoint(MODEL_PATH)["meta"]["test_accuracy"], abs=0.011)
-    digit = Image.fromarray(255 - (mnist.test_images[0, 0] * 0.3081 + 0.1307).mul(255).clamp(0, 255).byte().numpy())
+    digit = Image.fromarray(255 - (mnist.test_images[0, 0] * STD + MEAN).mul(255).clamp(0, 255).byte().numpy())
     assert model(model.to_mnist(digit)[None]).argmax(1).item() == mnist.test_labels[0].item()
 
 
