@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+import train
 from compact_mnist.checkpoint import COMMITTED_MODEL, load_checkpoint, load_model
 from compact_mnist.data import ELASTIC_GRID, SHIFT_PIXELS, ZOOM, augment, elastic_field, load_mnist, warp
 from compact_mnist.recipe import PARAMETER_LIMIT, PRESETS, TARGET_ACCURACY, Recipe, for_model
@@ -26,10 +27,6 @@ from model import Net, count_parameters, layer_table
 from train import build_model, make_optimizer, parse_args, trained_recipe
 
 ROOT = Path(__file__).resolve().parent
-
-
-def run_train(*flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *flags], capture_output=True, text=True, cwd=ROOT)
 
 
 # The model
@@ -215,8 +212,6 @@ def test_a_strided_convolution_halves_the_map_like_a_pool_at_a_quarter_of_the_ar
 
 
 def test_clean_epochs_train_the_last_epochs_on_unaugmented_images(monkeypatch):
-    import train
-
     recipe = parse_args(
         ["--epochs", "3", "--clean-epochs", "1", "--batch-size", "8", "--model", "micro", "--device", "cpu"]
     ).recipe
@@ -294,23 +289,15 @@ def test_the_metrics_beside_the_model_describe_it(model_under_test):
 # train.py end to end
 
 
+def train_into(folder: Path, data_dir: Path, flags: str) -> int:
+    """train.py's exit code for `flags`, training on the CPU into `folder`."""
+    return train.main([*flags.split(), "--device", "cpu", "--data-dir", str(data_dir), "--out-dir", str(folder)])
+
+
 @pytest.mark.slow
 def test_short_training_run_saves_a_loadable_model(tmp_path, data_dir):
-    result = run_train(
-        "--epochs",
-        "2",
-        "--train-limit",
-        "8000",
-        "--batch-size",
-        "128",
-        "--data-dir",
-        str(data_dir),
-        "--out-dir",
-        str(tmp_path),
-        "--device",
-        "cpu",
-    )
-    assert result.returncode == 0, result.stderr
+    code = train_into(tmp_path, data_dir, "--epochs 2 --train-limit 8000 --batch-size 128")
+    assert code == 0
     model, meta = load_model(tmp_path / "mnist_model.pth")
     assert meta["epochs"] == 2 and meta["params"] == count_parameters(model)
     history = json.loads((tmp_path / "metrics.json").read_text())["history"]
@@ -341,50 +328,25 @@ def test_missing_data_is_one_clear_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_deterministic_runs_are_bit_identical_and_seeds_matter(tmp_path, data_dir):
-    def weights(seed: int, folder: str) -> dict:
-        result = run_train(
-            "--epochs",
-            "1",
-            "--train-limit",
-            "2000",
-            "--deterministic",
-            "--seed",
-            str(seed),
-            "--device",
-            "cpu",
-            "--data-dir",
-            str(data_dir),
-            "--out-dir",
-            str(tmp_path / folder),
-        )
-        assert result.returncode == 0, result.stderr
-        return torch.load(tmp_path / folder / "mnist_model.pth", weights_only=True)["state_dict"]
+def test_deterministic_runs_are_bit_identical_and_seeds_matter(mnist):
+    data = dataclasses.replace(mnist, train_images=mnist.train_images[:2000], train_labels=mnist.train_labels[:2000])
 
-    first, again, other_seed = weights(0, "a"), weights(0, "b"), weights(1, "c")
+    def weights(seed: int) -> dict:
+        recipe = parse_args(["--epochs", "1", "--train-limit", "2000", "--deterministic", "--seed", str(seed)]).recipe
+        return train.fit(recipe, data, torch.device("cpu")).model.state_dict()
+
+    try:
+        first, again, other_seed = weights(0), weights(0), weights(1)
+    finally:
+        torch.use_deterministic_algorithms(False)  # the recipe's switch is process-wide: leave it as the tests had it
     assert all(torch.equal(first[name], again[name]) for name in first)
     assert not all(torch.equal(first[name], other_seed[name]) for name in first)
 
 
 @pytest.mark.slow
 def test_weight_averaging_saves_the_average_and_reports_the_raw_weights_beside_it(tmp_path, data_dir, mnist):
-    result = run_train(
-        "--epochs",
-        "1",
-        "--train-limit",
-        "3000",
-        "--batch-size",
-        "128",
-        "--ema",
-        "0.9",
-        "--device",
-        "cpu",
-        "--data-dir",
-        str(data_dir),
-        "--out-dir",
-        str(tmp_path),
-    )
-    assert result.returncode == 0, result.stderr
+    code = train_into(tmp_path, data_dir, "--epochs 1 --train-limit 3000 --batch-size 128 --ema 0.9")
+    assert code == 0
     model, meta = load_model(tmp_path / "mnist_model.pth")
     _, accuracy = evaluate(model, mnist.test_images, mnist.test_labels)
     assert accuracy == pytest.approx(meta["test_accuracy"], abs=0.011), "the saved weights are the evaluated ones"
@@ -396,21 +358,8 @@ def test_weight_averaging_saves_the_average_and_reports_the_raw_weights_beside_i
 def test_a_final_fit_trains_on_all_60000_images_and_claims_no_validation_figure(tmp_path, data_dir):
     data = load_mnist(data_dir, torch.device("cpu"), download=False, val_size=0)
     assert len(data.train_labels) == 60_000 and len(data.val_labels) == 0
-    result = run_train(
-        "--epochs",
-        "1",
-        "--train-limit",
-        "3000",
-        "--val-size",
-        "0",
-        "--device",
-        "cpu",
-        "--data-dir",
-        str(data_dir),
-        "--out-dir",
-        str(tmp_path),
-    )
-    assert result.returncode == 0, result.stderr
+    code = train_into(tmp_path, data_dir, "--epochs 1 --train-limit 3000 --val-size 0")
+    assert code == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["meta"]["val_accuracy"] is None and metrics["history"][0]["val_acc"] is None
     assert metrics["meta"]["test_accuracy"] > 10
