@@ -169,7 +169,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)"
     )
-    parser.add_argument("--port", type=number(int, at_least=1, at_most=65535), default=7860, help="default: 7860")
+    parser.add_argument("--port", type=number(int, at_least=1, at_most=65535), default=7860, help="port to serve on")
     parser.add_argument(
         "--checkpoint",
         type=Path,

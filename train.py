@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None = None, *, exit_on_error: bool = True) -> 
         "--device",
         default="auto",
         choices=["auto", "cuda", "mps", "cpu"],
-        help="auto picks CUDA, then MPS, then CPU (default: auto)",
+        help="auto picks CUDA, then MPS, then CPU",
     )
     add_data_dir_argument(parser)
     add(

@@ -148,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[1, CONCURRENCY],
         help=f"--concurrency values to compare (default: 1 {CONCURRENCY}, before and now)",
     )
-    parser.add_argument("--clients", type=positive_int, default=8, help="concurrent clients (default: 8)")
+    parser.add_argument("--clients", type=positive_int, default=8, help="concurrent clients")
     parser.add_argument(
         "--requests",
         type=positive_int,
         default=220,
         help="requests per round, every tenth junk (default: 220: 198 digits, 22 junk)",
     )
-    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds (default: 3)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds")
     parser.add_argument(
         "--out",
         type=Path,

@@ -44,8 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "mnist_model.pth", help="PyTorch model")
     add_data_dir_argument(parser)
-    parser.add_argument("--rounds", type=positive_int, default=7, help="interleaved timing rounds (default: 7)")
-    parser.add_argument("--images", type=positive_int, default=300, help="images per round (default: 300)")
+    parser.add_argument("--rounds", type=positive_int, default=7, help="interleaved timing rounds")
+    parser.add_argument("--images", type=positive_int, default=300, help="images per round")
     parser.add_argument(
         "--out",
         type=Path,

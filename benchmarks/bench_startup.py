@@ -38,7 +38,7 @@ def wall_seconds(arguments: list[str]) -> float:
 
 def main() -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs of each command (default: 5)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs of each command")
     parser.add_argument(
         "--out",
         type=Path,

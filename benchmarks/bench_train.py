@@ -177,16 +177,14 @@ def run_train(flags: list[str]) -> tuple[float, int | None, dict]:
 
 def parse_options() -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--images", type=positive_int, default=25_600, help="training images per timed repeat (default: 25600)"
-    )
-    parser.add_argument("--repeats", type=positive_int, default=3, help="timed repeats of each path (default: 3)")
+    parser.add_argument("--images", type=positive_int, default=25_600, help="training images per timed repeat")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed repeats of each path")
     parser.add_argument("--full", action="store_true", help="also time a whole python train.py")
     parser.add_argument(
         "--model",
         type=model_spec,
         default="default",
-        help="preset or layer spec to train, as train.py's --model (default: default)",
+        help="preset or layer spec to train, as train.py's --model",
     )
     parser.add_argument(
         "--out",

@@ -234,9 +234,9 @@ def markdown(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     data.add_data_dir_argument(parser)
-    parser.add_argument("--visits", type=positive_int, default=5, help="first visits timed (default: 5)")
-    parser.add_argument("--drawn", type=positive_int, default=1000, help="drawn digits (default: 1000)")
-    parser.add_argument("--mnist", type=positive_int, default=1000, help="validation digits per row (default: 1000)")
+    parser.add_argument("--visits", type=positive_int, default=5, help="first visits timed")
+    parser.add_argument("--drawn", type=positive_int, default=1000, help="drawn digits")
+    parser.add_argument("--mnist", type=positive_int, default=1000, help="validation digits per row")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "web.json", help="results (and .md beside)")
     parser.add_argument("--screenshot", type=Path, help="save the page reading a drawn digit here (a PNG)")
     args = parser.parse_args(argv)

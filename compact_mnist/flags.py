@@ -20,14 +20,27 @@ from compact_mnist.recipe import PRESETS, Recipe, for_model
 from model import parse_spec, training_memory_bytes
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each flag's default, as the code has it: " (default: V)" after the help of a flag whose default
+    is a number or a word and whose help does not already say what its default is (a path, a list, or a value with
+    a reason given in words)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        shown = isinstance(action.default, int | float | str) and not isinstance(action.default, bool)
+        if not shown or "default" in (action.help or "") or action.default == argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser with this project's two rules: no abbreviated flags (`--mod` is no `--model`), and a
-    usage error is one line naming the flag and pointing at --help, exit code 2 (argparse's own prints its
-    usage block first). With `exit_on_error=False` every usage error is a `UsageError` instead, for a script
-    that checks another command's flags before running it."""
+    """argparse's parser with this project's three rules: no abbreviated flags (`--mod` is no `--model`), each
+    flag's default shown in --help from the code (`DefaultsFormatter`), and a usage error is one line naming the
+    flag and pointing at --help, exit code 2 (argparse's own prints its usage block first). With
+    `exit_on_error=False` every usage error is a `UsageError` instead, for a script that checks another command's
+    flags before running it."""
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, allow_abbrev=False, **kwargs)
+        super().__init__(*args, allow_abbrev=False, formatter_class=DefaultsFormatter, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         try:

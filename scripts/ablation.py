@@ -124,8 +124,8 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablation", help="folder for the runs")
-    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing rounds (default: 3)")
-    parser.add_argument("--images", type=positive_int, default=12_800, help="images per timing round (default: 12800)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--images", type=positive_int, default=12_800, help="images per timing round")
     parser.add_argument(
         "--out",
         type=Path,

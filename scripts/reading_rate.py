@@ -142,11 +142,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_model_arguments(parser)
     add_data_dir_argument(parser)
-    parser.add_argument("--drawn", type=positive_int, default=1000, help="drawn digits to try (default: 1000)")
-    parser.add_argument(
-        "--mnist", type=positive_int, default=1000, help="validation digits in each MNIST-made row (default: 1000)"
-    )
-    parser.add_argument("--numbers", type=positive_int, default=1000, help="numbers to try (default: 1000)")
+    parser.add_argument("--drawn", type=positive_int, default=1000, help="drawn digits to try")
+    parser.add_argument("--mnist", type=positive_int, default=1000, help="validation digits in each MNIST-made row")
+    parser.add_argument("--numbers", type=positive_int, default=1000, help="numbers to try")
     parser.add_argument("--seed", type=int, default=0, help="the pictures' generator (default: 0, the report's)")
     parser.add_argument(
         "--against",

@@ -337,7 +337,7 @@ def check_same_trials(study, args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     add = parser.add_argument
-    add("--study", default="search", help="study name (default: search)")
+    add("--study", default="search", help="study name")
     add(
         "--storage",
         default=None,
@@ -354,16 +354,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs",
         type=positive_int,
         default=1,
-        help="trials run at once, each in its own worker process sharing the study (default: 1)",
+        help="trials run at once, each in its own worker process sharing the study",
     )
     add("--threads", type=positive_int, default=None, help="CPU threads per training run (default: cores / jobs)")
-    add("--seeds", type=positive_int, default=2, help="seeds trained per trial (default: 2)")
+    add("--seeds", type=positive_int, default=2, help="seeds trained per trial")
     add(
         "--heartbeat",
         type=positive_int,
         default=60,
-        help="seconds between a worker's heartbeats; a trial whose worker is silent for 3 of them is marked "
-        "failed (default: 60)",
+        help="seconds between a worker's heartbeats; a trial whose worker is silent for 3 of them is marked failed",
     )
     add("--max-params", type=positive_int, default=None, help="skip architectures over this many parameters")
     add(

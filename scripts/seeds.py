@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="name of this entry in the report (default: the preset trained)")
     parser.add_argument("--compare", metavar="OTHER", help="report the validation gain over entry OTHER, by seed")
     parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
-    parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once (default: 1)")
+    parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
     parser.add_argument(
         "--report",
