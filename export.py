@@ -40,6 +40,7 @@ from compact_mnist.data import (
 )
 from compact_mnist.errors import UserError, run_cli
 from compact_mnist.flags import ArgumentParser, positive_float
+from compact_mnist.recipe import Recipe
 from evaluate import predict
 
 CALIBRATION_IMAGES = 1_000  # training images that set the int8 activations' ranges
@@ -77,12 +78,12 @@ def hub_files(model: torch.nn.Module, meta: dict, checkpoint: Path) -> tuple[byt
 
     stamp = fingerprint(checkpoint)
     weights = save(model.state_dict(), metadata={"checkpoint_sha256": stamp})
-    recipe = meta["hyperparameters"]
+    recipe = Recipe().updated(meta["hyperparameters"])  # older checkpoints lack the later fields
     config = dict(
         spec=meta["spec"],
-        dropout=recipe["dropout"],
-        batchnorm=recipe.get("batchnorm", True),
-        head=recipe.get("head", "gap"),
+        dropout=recipe.dropout,
+        batchnorm=recipe.batchnorm,
+        head=recipe.head,
         checkpoint_sha256=stamp,
     )
     return weights, (json.dumps(config, indent=2) + "\n").encode()

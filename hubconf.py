@@ -11,8 +11,7 @@ pretrained=False, to be trained with `python train.py --model NAME`.
 
 from pathlib import Path as _Path
 
-from compact_mnist.checkpoint import load_checkpoint as _load_checkpoint
-from compact_mnist.checkpoint import load_weights as _load_weights
+from compact_mnist.checkpoint import load_model as _load_model
 from compact_mnist.errors import UserError as _UserError
 from compact_mnist.preprocess import to_mnist  # an entry point too: the preprocessing on its own
 from compact_mnist.recipe import PRESETS as _PRESETS
@@ -35,20 +34,20 @@ def _build(preset: str, pretrained: bool) -> _HubNet:
             f"no committed weights for the {preset!r} preset (only the default has them, in models/); "
             f"load it with pretrained=False and train it with: python train.py --model {preset}"
         )
-    model = _HubNet(preset)
-    if pretrained:
-        try:
-            _load_weights(model, _load_checkpoint(_WEIGHTS)["state_dict"], _WEIGHTS)
-        except _UserError as error:  # missing, damaged, or retrained into another architecture
-            raise RuntimeError(str(error)) from None
-    return model.eval()
+    if not pretrained:
+        return _HubNet(preset).eval()
+    try:
+        return _load_model(_WEIGHTS, preset, network=_HubNet)[0]
+    except _UserError as error:  # missing, damaged, or retrained into another architecture
+        raise RuntimeError(str(error)) from None
 
 
 def _documented(preset: str):
     """Name the preset's parameter budget, from the one preset table, in an entry point's docstring."""
 
     def document(entry):
-        entry.__doc__ = entry.__doc__.format(budget=f"{_PRESETS[preset].budget:,}")
+        if entry.__doc__:  # None under python -OO
+            entry.__doc__ = entry.__doc__.format(budget=f"{_PRESETS[preset].budget:,}")
         return entry
 
     return document

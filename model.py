@@ -1,4 +1,4 @@
-"""The compact MNIST CNN, its presets, and helpers that describe it (parameter count, layer table).
+"""The compact MNIST CNN, its layer-spec language, and helpers that describe it (parameter count, layer table).
 
 The network is a VGG-style stack written as a short spec. Each item is one block followed by
 BatchNorm and ReLU: "16" is a 3x3 convolution with 16 output channels, "16s" a depthwise-separable
@@ -9,7 +9,8 @@ form the head. The default, small and tiny halve the image right after their fir
 and small by giving that convolution a stride of 2, tiny with a max-pool); micro, with only 4 channels there,
 keeps a separable layer at full resolution before its first pool. All spend their width after the halving,
 where separable blocks make it cheap; the default differs from small only in its wider 7x7 stage, where
-parameters cost this CPU least (chosen on validation: docs/experiments.md).
+parameters cost this CPU least (chosen on validation: docs/experiments.md). The presets' specs, with their
+recipes and goals, are the table in compact_mnist/recipe.py.
 """
 
 from __future__ import annotations
@@ -105,7 +106,11 @@ class Net(nn.Module):
     """
 
     def __init__(
-        self, spec: str = "default", dropout: float = Recipe.dropout, batchnorm: bool = True, head: str = "gap"
+        self,
+        spec: str = "default",
+        dropout: float = Recipe.dropout,
+        batchnorm: bool = Recipe.batchnorm,
+        head: str = Recipe.head,
     ) -> None:
         super().__init__()
         if head not in HEADS:

@@ -70,8 +70,9 @@ def parse_args(argv: list[str] | None = None, *, exit_on_error: bool = True) -> 
     add("--resume", type=Path, default=None, help="continue an interrupted run from its resume checkpoint")
     args = parser.parse_args(argv)
     args.recipe = given_recipe(args)
-    for problem in args.recipe.problems():
-        parser.error(problem)
+    problems = args.recipe.problems()
+    if problems:
+        parser.error("; and ".join(problems))
     args.device = pick_device(args.device, parser)
     try:
         check_fits(args.recipe.model, args.recipe.batch_size, args.device)
@@ -289,7 +290,9 @@ def fit(
     resume: Path | None = None,
 ) -> Fitted:
     """Train `recipe` on `data` (on `device`), evaluating after every epoch, and pass each epoch's record to
-    `on_epoch`. `resume`, a file that `Interrupted.checkpoint` was saved to, continues that run where it stopped."""
+    `on_epoch`. `resume`, a file that `Interrupted.checkpoint` was saved to, continues that run where it stopped;
+    `recipe` must then be the one it was training (`resumed` reads it from the file). A deterministic recipe
+    switches PyTorch to deterministic algorithms for the whole process."""
     if recipe.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -39,10 +39,13 @@ from compact_mnist.data import (
     ROTATION_DEGREES,
     SHIFT_PIXELS,
     STD,
+    TRAIN_IMAGES,
+    VAL_SIZE,
     ZOOM,
     MnistTensors,
     augment,
     batches_per_epoch,
+    ensure_downloaded,
     load_mnist,
     resolve_data_dir,
     shuffled_batches,
@@ -64,7 +67,7 @@ from train import (
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
 
-EPOCH_IMAGES = 55_000
+EPOCH_IMAGES = TRAIN_IMAGES - VAL_SIZE  # an epoch of train.py
 
 
 def time_ours(data: MnistTensors, recipe: Recipe, images: int, channels_last: bool = True) -> float:
@@ -216,7 +219,7 @@ def time_paths(recipe: Recipe, images: int, repeats: int) -> dict[str, dict]:
     it alone; the recipe's own elastic distortion, what python train.py runs, is a row of its own."""
     affine = dataclasses.replace(recipe, elastic=0.0)
     data_dir = resolve_data_dir(None)
-    data = load_mnist(data_dir, CPU)  # downloads first if needed
+    data = load_mnist(data_dir, CPU)
     timers = {
         "ours": lambda: time_ours(data, affine, images),
         "classic": lambda: time_classic(data_dir, affine, images),
@@ -249,6 +252,7 @@ def main() -> int:
     options = parse_options()
     model_flags = ["--model", options.model, "--device", "cpu"]
     recipe = parse_args(model_flags).recipe  # train.py's recipe for this model, as a real run trains it
+    ensure_downloaded(resolve_data_dir(None))  # before the measured runs, so that no download is timed
     peak_mb, full_run = whole_runs(model_flags, options.full)
     paths = time_paths(recipe, options.images, options.repeats)
 

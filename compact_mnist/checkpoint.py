@@ -21,6 +21,7 @@ import torch
 
 from compact_mnist.errors import UserError
 from compact_mnist.flags import model_spec
+from compact_mnist.recipe import Recipe
 from model import Net
 
 # The committed model, found from the project wherever the command is run from.
@@ -106,19 +107,18 @@ def load_weights(model: torch.nn.Module, state_dict: dict, path: Path) -> None:
     model.load_state_dict(state_dict)
 
 
-def load_model(path: Path, spec: str | None = None) -> tuple[Net, dict]:
-    """Load a checkpoint into the architecture it records (or into `spec`, to insist on one).
+def load_model(path: Path, spec: str | None = None, network: type[Net] = Net) -> tuple[Net, dict]:
+    """Load a checkpoint into the architecture it records (or into `spec`, to insist on one), built as `network`
+    (`Net`, or a subclass of it such as the Hub entry's).
 
     Returns the model in eval mode and the checkpoint's metadata.
     """
     checkpoint = load_checkpoint(path)
     meta = checkpoint["meta"]
     try:
-        recipe = meta.get("hyperparameters", {})
-        model = Net(
-            spec or meta.get("spec") or meta.get("model", "default"),
-            batchnorm=recipe.get("batchnorm", True),
-            head=recipe.get("head", "gap"),
+        recipe = Recipe().updated(meta.get("hyperparameters", {}))  # older checkpoints lack the later fields
+        model = network(
+            spec or meta.get("spec") or meta.get("model", "default"), batchnorm=recipe.batchnorm, head=recipe.head
         )
     except (ValueError, TypeError):
         raise UserError(

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from compact_mnist.errors import UserError
 
 MEAN, STD = 0.1307, 0.3081
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # in MNIST's two files
 VAL_SIZE = 5_000
 # Augmentation at strength 1: a rotation, a shift each way and a zoom of up to these (0.1 = 90% to 110%).
 ROTATION_DEGREES, SHIFT_PIXELS, ZOOM = 10.0, 2.0, 0.1
@@ -27,8 +28,8 @@ ELASTIC_GRID = 4  # control points per side of the elastic displacement field
 # The validation split is the same for every training seed, so validation numbers compare across seeds.
 SPLIT_SEED = 12345
 FILES = {
-    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000),
-    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10_000),
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", TRAIN_IMAGES),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", TEST_IMAGES),
 }
 
 

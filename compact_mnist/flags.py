@@ -88,7 +88,6 @@ def number(
 
 positive_int = number(int, above=0)
 positive_float = number(float, above=0)
-fraction = number(float, at_least=0, below=1)  # dropout, label smoothing, momentum
 seed = number(int, at_least=0, below=2**32)
 
 

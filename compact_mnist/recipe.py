@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from compact_mnist.data import ROTATION_DEGREES, SHIFT_PIXELS, VAL_SIZE, ZOOM
+from compact_mnist.data import ROTATION_DEGREES, SHIFT_PIXELS, TRAIN_IMAGES, VAL_SIZE, ZOOM
 
 TARGET_ACCURACY = 99.40  # what every retrained model must reach on the 10,000 test images (test_model.py)
 PARAMETER_LIMIT = 20_000  # every preset stays under it
@@ -21,8 +21,9 @@ SCHEDULES = ("onecycle", "constant")
 
 
 def option(default, help: str, **check):
-    """A recipe field: its default, its --help text, and how its flag checks a value (`kind` and bounds as
-    flags.number takes them, or `choices`)."""
+    """A recipe field: its default, its flag's --help text, and how its flag checks a value (`kind` and bounds as
+    flags.number takes them, or `choices`). A switch that defaults to True has the flag --no-NAME, which the help
+    text describes."""
     return field(default=default, metadata=dict(help=help, **check))
 
 
@@ -103,7 +104,7 @@ class Recipe:
     @property
     def train_size(self) -> int:
         """Training images per epoch."""
-        return min(self.train_limit or 60_000 - self.val_size, 60_000 - self.val_size)
+        return min(self.train_limit or TRAIN_IMAGES - self.val_size, TRAIN_IMAGES - self.val_size)
 
     def problems(self) -> list[str]:
         """What makes this recipe untrainable, each naming the flag to change; empty when it trains."""
@@ -160,7 +161,7 @@ PRESETS: dict[str, Preset] = {
         1_000, 0.0, 99.00,
     ),
 }  # fmt: skip
-NO_PRESET = Preset("", {}, PARAMETER_LIMIT - 1, 0.0, 0.0)
+NO_PRESET = Preset("", {}, PARAMETER_LIMIT - 1, 0.0, 0.0)  # a layer spec's: no recipe values of its own
 
 
 def for_model(model: str = "default", **changes) -> Recipe:

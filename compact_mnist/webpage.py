@@ -95,9 +95,9 @@ class Demo:
                 return self
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__()
                     self.log.seek(0)
                     said = self.log.read().decode(errors="replace").strip().splitlines()
+                    self.__exit__()
                     last = said[-1] if said else "no output"
                     raise UserError(f"app.py did not start on port {self.port}: {last}") from None
                 time.sleep(0.3)

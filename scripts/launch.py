@@ -42,11 +42,11 @@ def last_line(path: Path) -> str:
 def wanted_recipe(train_args: list[str]) -> Recipe | None:
     """What train.py would train with these flags today, its model as a layer spec; None if it would refuse them
     (the run must then be launched for its message to be seen)."""
-    from train import parse_args, trained_recipe  # imports torch: only when a finished run is there to check
+    from train import parse_args, trained_recipe
 
     try:
         return Recipe.from_record(trained_recipe(parse_args(train_args, exit_on_error=False).recipe))
-    except UsageError:
+    except (UsageError, SystemExit):  # SystemExit: --help, which trains nothing
         return None
 
 
@@ -57,8 +57,12 @@ def finished_run(train_args: list[str], out: Path) -> dict | None:
     path = out / "metrics.json"
     if not path.is_file():
         return None
-    metrics = json.loads(path.read_text())
-    return metrics if Recipe.from_record(metrics["meta"]) == wanted_recipe(train_args) else None
+    try:
+        metrics = json.loads(path.read_text())
+        recorded = Recipe.from_record(metrics["meta"])
+    except (ValueError, KeyError, TypeError):  # not written by train.py, or cut short: train again
+        return None
+    return metrics if recorded == wanted_recipe(train_args) else None
 
 
 def train_run(
@@ -86,9 +90,12 @@ def train_run(
         )
         try:
             for line in process.stdout:
-                message = json.loads(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:  # only a worker killed halfway through a line writes one
+                    raise RunFailed(f"train.py sent a broken message: {line[:80]!r} (log: {log})") from None
                 record = message.get("epoch")
-                if record and on_epoch and on_epoch(record["epoch"], record["val_acc"]):
+                if record and on_epoch and on_epoch(record["epoch"], printed(record["val_acc"])):
                     raise RunStopped(f"stopped after epoch {record['epoch']}")
                 metrics = message.get("metrics", metrics)
             process.wait()
@@ -105,9 +112,16 @@ def train_run(
     return metrics
 
 
+def printed(accuracy: float | None) -> float | None:
+    """An accuracy as train.py prints it, to 2 decimals: the pruner compares a study's curves, and those of trials
+    recorded before the worker sent full precision were read from the printed line."""
+    return None if accuracy is None else float(f"{accuracy:.2f}")
+
+
 def worker(argv: list[str]) -> int:
     """The worker process: train.py's `main`, sending its messages as JSON lines on stdout. Everything else that
     writes to stdout, print or C library alike, is sent to stderr, the log, so that stdout carries only messages."""
+    sys.argv[0] = str(ROOT / "train.py")  # its usage errors name the command the user knows
     messages = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

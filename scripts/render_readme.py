@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from compact_mnist.checkpoint import fingerprint
-from compact_mnist.data import ELASTIC_GRID, ROTATION_DEGREES, SHIFT_PIXELS, ZOOM
-from compact_mnist.flags import ArgumentParser
+from compact_mnist.data import ELASTIC_GRID, ROTATION_DEGREES, SHIFT_PIXELS, TRAIN_IMAGES, ZOOM
+from compact_mnist.flags import ArgumentParser, shown
 from compact_mnist.recipe import PRESETS, TARGET_ACCURACY, for_model
 from model import Net, count_parameters, describe, layer_table
 
@@ -179,11 +179,12 @@ def recipe() -> str:
     for name in PRESETS:
         changed = {key: value for key, value in for_model(name).as_dict().items() if value != getattr(default, key)}
         changed.pop("model", None)
-        words = ", ".join(f"{key.replace('_', ' ')} {value:g}" for key, value in changed.items())
+        words = ", ".join(f"{key.replace('_', ' ')} {shown(value)}" for key, value in changed.items())
         changes += [f"`{name}` {words}"] if changed else []
     return (
-        f"- **Data on the device.** The 60,000 training images are split once into {60_000 - default.val_size:,} for "
-        f"training and {default.val_size:,} for validation. All images live as normalized tensors on the device; "
+        f"- **Data on the device.** The {TRAIN_IMAGES:,} training images are split once into "
+        f"{TRAIN_IMAGES - default.val_size:,} for training and {default.val_size:,} for validation. "
+        "All images live as normalized tensors on the device; "
         f"each batch is augmented in one `grid_sample` call: {augmentation}.\n"
         f"- **Recipe.** SGD with Nesterov momentum {default.momentum:g}, OneCycleLR to a peak learning rate of "
         f"{default.lr:g}, batch {default.batch_size}, weight decay {default.weight_decay:g}, label smoothing "

@@ -120,6 +120,8 @@ def check_train_args(train_args: list[str]) -> int:
         recipe = train.parse_args(train_args, exit_on_error=False).recipe
     except UsageError as error:
         raise UserError(f"train.py refuses the flags after --: {error}") from None
+    except SystemExit:  # --help: it printed train.py's flags
+        raise UserError("--help after -- trains nothing; train.py's flags are listed above") from None
     if recipe.val_size == 0:
         raise UserError("--val-size 0 after -- leaves no validation images to score trials on")
     return recipe.epochs

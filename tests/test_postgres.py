@@ -138,10 +138,10 @@ def test_two_machines_share_one_study_to_completion(server_url, tmp_path):
 
 def test_a_worker_killed_mid_trial_has_its_trial_failed_and_the_study_goes_on(server_url, tmp_path):
     argv = ["--study", "killed", "--seeds", "1", "--trials", "1", "--heartbeat", "1", "--runs", str(tmp_path), *TINY]
-    doomed = search(server_url, *argv, start_new_session=True)  # its own process group: it and its train.py
+    doomed = search(server_url, *argv, start_new_session=True)  # its own process group: it and its training worker
     try:
         deadline = time.monotonic() + 120
-        while not (tmp_path / "killed" / "trial-0" / "seed-0.log").is_file():  # train.py has started
+        while not (tmp_path / "killed" / "trial-0" / "seed-0.log").is_file():  # the training worker has started
             assert doomed.poll() is None and time.monotonic() < deadline, doomed.communicate()[1]
             time.sleep(0.1)
     finally:
