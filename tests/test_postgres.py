@@ -133,7 +133,10 @@ def test_two_machines_share_one_study_to_completion(server_url, tmp_path):
     for worker in workers:
         _, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr
-    assert states(server_url, "two-machines") == ["COMPLETE"] * 4
+    finished = states(server_url, "two-machines")
+    # The pruner judges a trial only against 3 complete ones, so the last to finish may be pruned: a finished trial
+    # too, by the search's own rule. Nothing failed or was left running.
+    assert len(finished) == 4 and finished.count("COMPLETE") >= 3 and set(finished) <= {"COMPLETE", "PRUNED"}
 
 
 def test_a_worker_killed_mid_trial_has_its_trial_failed_and_the_study_goes_on(server_url, tmp_path):
