@@ -110,7 +110,7 @@ class Recipe:
         """What makes this recipe untrainable, each naming the flag to change; empty when it trains."""
         found = []
         if self.augmenting and self.clean_epochs >= self.epochs:
-            source = f" ({self.model}'s recipe)" if "clean_epochs" in PRESETS.get(self.model, NO_PRESET).recipe else ""
+            source = f" ({self.model}'s recipe)" if "clean_epochs" in own_values(self.model) else ""
             found.append(
                 f"--clean-epochs {self.clean_epochs}{source} leaves no augmented epoch of --epochs {self.epochs}; "
                 f"pass --clean-epochs below {self.epochs}, or --no-augment to train without augmentation"
@@ -135,8 +135,9 @@ class Recipe:
     @classmethod
     def from_record(cls, record: dict) -> Recipe:
         """The recipe that metrics.json's "meta" records (train.trained_recipe): `model` as its layer spec."""
-        values = dict(record.get("hyperparameters", {}), model=record["spec"], epochs=record["epochs"])
-        return cls().updated(dict(values, seed=record["seed"]))
+        return cls().updated(
+            dict(record.get("hyperparameters", {}), model=record["spec"], epochs=record["epochs"], seed=record["seed"])
+        )
 
 
 @dataclass(frozen=True)
@@ -161,10 +162,19 @@ PRESETS: dict[str, Preset] = {
         1_000, 0.0, 99.00,
     ),
 }  # fmt: skip
-NO_PRESET = Preset("", {}, PARAMETER_LIMIT - 1, 0.0, 0.0)  # a layer spec's: no recipe values of its own
+
+
+def own_values(model: str) -> dict:
+    """The recipe values that the preset `model` trains with instead of the fields' defaults; none for a layer spec."""
+    return PRESETS[model].recipe if model in PRESETS else {}
+
+
+def preset_of(spec: str) -> str | None:
+    """The name of the preset whose layer spec is `spec`, or None."""
+    return next((name for name, preset in PRESETS.items() if preset.spec == spec), None)
 
 
 def for_model(model: str = "default", **changes) -> Recipe:
     """The recipe that `python train.py --model MODEL` trains, with `changes` on top: a preset's own values,
     or the fields' defaults for a layer spec."""
-    return Recipe(model=model, **{**PRESETS.get(model, NO_PRESET).recipe, **changes})
+    return Recipe(model=model, **{**own_values(model), **changes})

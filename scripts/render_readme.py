@@ -18,7 +18,7 @@ from pathlib import Path
 from compact_mnist.checkpoint import fingerprint
 from compact_mnist.data import ELASTIC_GRID, ROTATION_DEGREES, SHIFT_PIXELS, TRAIN_IMAGES, ZOOM
 from compact_mnist.flags import ArgumentParser, shown
-from compact_mnist.recipe import PRESETS, TARGET_ACCURACY, for_model
+from compact_mnist.recipe import PRESETS, TARGET_ACCURACY, for_model, preset_of
 from model import Net, count_parameters, describe, layer_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def results() -> str:
         (ROOT / "reports" / "cuda_run.json", " --device cuda"),
     ):
         meta = json.loads(path.read_text(encoding="utf-8"))["meta"]
-        preset = next((name for name, known in PRESETS.items() if known.spec == meta["spec"]), None)
+        preset = preset_of(meta["spec"])
         flag = "" if preset == "default" else f" --model {preset or meta['spec']}"
         label = f"`{path.relative_to(ROOT).as_posix()}`: `python train.py{flag}{device}`"
         if preset != "default":

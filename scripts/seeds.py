@@ -28,7 +28,7 @@ from compact_mnist.checkpoint import write_atomic
 from compact_mnist.errors import UserError, run_cli
 from compact_mnist.flags import ArgumentParser, positive_int
 from compact_mnist.flags import seed as seed_value
-from compact_mnist.recipe import PRESETS, TARGET_ACCURACY
+from compact_mnist.recipe import PRESETS, TARGET_ACCURACY, preset_of
 from model import parse_spec
 from scripts.launch import RunFailed, finished_run, train_run
 
@@ -122,7 +122,7 @@ def entry_name(name: str | None, train_args: list[str]) -> str:
     """The report entry's name: as given, else the preset trained. A preset's name is only for that preset's
     network, so that a sweep of another one never overwrites the committed entry."""
     spec = trained_model(train_args)
-    preset = next((name for name, known in PRESETS.items() if known.spec == spec), None)
+    preset = preset_of(spec)
     if name is None and preset is None:
         raise UserError(f"the flags after -- train {spec}, which is no preset: give the entry a --name")
     if name in PRESETS and name != preset:
