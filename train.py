@@ -115,11 +115,16 @@ def check_writable(folder: Path) -> None:
         raise UserError(f"cannot write to {folder}/; choose another folder with --out-dir") from None
 
 
+def network(recipe: Recipe) -> Net:
+    """The recipe's network, freshly initialized, on the CPU in PyTorch's default layout."""
+    return Net(recipe.model, recipe.dropout, recipe.batchnorm, recipe.head)
+
+
 def build_model(recipe: Recipe, device: torch.device) -> Net:
     """The network to train, on its device. On a CPU it is stored channels-last (NHWC), where PyTorch runs
     its depthwise and 1x1 convolutions faster (benchmarks/results.md measures by how much). GPUs keep PyTorch's
     default layout, where it was not measured."""
-    model = Net(recipe.model, recipe.dropout, recipe.batchnorm, recipe.head).to(device)
+    model = network(recipe).to(device)
     return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
 
 
@@ -412,7 +417,7 @@ def main(argv: list[str] | None = None, send: Callable[[dict], None] | None = No
     from torchsummary import summary
 
     # torchsummary runs a forward pass in train mode on random input: show a throwaway copy.
-    shown_model = Net(recipe.model, recipe.dropout, recipe.batchnorm, recipe.head)
+    shown_model = network(recipe)
     summary(shown_model, (1, 28, 28), device="cpu")
     print(f"model {recipe.model}: {count_parameters(shown_model):,} trainable parameters, training on {args.device}")
 

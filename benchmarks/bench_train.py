@@ -58,6 +58,7 @@ from train import (
     build_model,
     machine_name,
     make_optimizer,
+    network,
     parse_args,
     train_one_epoch,
     train_step,
@@ -74,7 +75,7 @@ def time_ours(data: MnistTensors, recipe: Recipe, images: int, channels_last: bo
     """Seconds for `images` training images through train.train_one_epoch; `channels_last=False` trains
     the model in PyTorch's default NCHW layout instead of the one train.py uses."""
     subset = dataclasses.replace(data, train_images=data.train_images[:images], train_labels=data.train_labels[:images])
-    model = build_model(recipe, CPU) if channels_last else Net(recipe.model, recipe.dropout)
+    model = build_model(recipe, CPU) if channels_last else network(recipe)
     optimizer, scheduler = make_optimizer(model, recipe, steps_per_epoch=batches_per_epoch(images, recipe.batch_size))
     generator = torch.Generator().manual_seed(0)
     start = time.perf_counter()
