@@ -12,7 +12,14 @@ import torch
 
 from compact_mnist.checkpoint import COMMITTED_MODEL
 from compact_mnist.data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
-from compact_mnist.errors import UserError
+from compact_mnist.errors import UserError, run_cli
+
+
+def cli(main, argv: list[str], capsys) -> tuple[int, str]:
+    """Run a script's main as its command line does; return the exit code and stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: main(argv))
+    return exit_info.value.code, capsys.readouterr().err
 
 
 def missing_program(message: str) -> NoReturn:

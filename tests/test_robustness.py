@@ -24,18 +24,12 @@ import predict
 import train
 from compact_mnist.checkpoint import load_checkpoint, write_atomic
 from compact_mnist.data import read_split
-from compact_mnist.errors import UserError, run_cli
+from compact_mnist.errors import UserError
+from conftest import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 QUICK = ["--train-limit", "4000", "--batch-size", "128", "--device", "cpu", "--deterministic"]
-
-
-def cli(main, argv: list[str], capsys) -> tuple[int, str]:
-    """Run a script's main as its command line does; return the exit code and stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(lambda: main(argv))
-    return exit_info.value.code, capsys.readouterr().err
 
 
 def take_ctrl_c_as_a_terminal_does() -> None:

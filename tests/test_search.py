@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from compact_mnist.errors import run_cli
+from conftest import cli
 from scripts import search
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,12 +28,6 @@ def study_flags(study: str, tmp_path: Path) -> list[str]:
     return ["--study", study, "--seeds", "1", "--storage", storage_url(tmp_path), "--runs", str(tmp_path / "runs")]
 
 
-def cli(argv: list[str], capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(lambda: search.main(argv))
-    return exit_info.value.code, capsys.readouterr().err
-
-
 def complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
 
@@ -41,8 +35,9 @@ def complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 @pytest.mark.slow
 def test_a_second_call_continues_the_study_and_the_report_holds_only_validation(tmp_path, capsys):
     base = study_flags("smoke", tmp_path)
-    assert cli([*base, "--trials", "1", *TINY], capsys)[0] == 0
-    code, _ = cli([*base, "--trials", "1", "--report", "--report-dir", str(tmp_path / "reports"), *TINY], capsys)
+    assert cli(search.main, [*base, "--trials", "1", *TINY], capsys)[0] == 0
+    report = ["--report", "--report-dir", str(tmp_path / "reports")]
+    code, _ = cli(search.main, [*base, "--trials", "1", *report, *TINY], capsys)
     assert code == 0
 
     study = optuna.load_study(study_name="smoke", storage=storage_url(tmp_path))
@@ -123,7 +118,7 @@ def test_a_failing_training_is_recorded_as_failed_and_the_study_goes_on(tmp_path
         "--data-dir",
         str(tmp_path / "no-mnist"),
     ]
-    code, _ = cli(argv, capsys)
+    code, _ = cli(search.main, argv, capsys)
     assert code == 0
     study = optuna.load_study(study_name="broken", storage=storage_url(tmp_path))
     assert [trial.state for trial in study.trials] == [optuna.trial.TrialState.FAIL] * 2
@@ -161,7 +156,7 @@ def test_a_trial_behind_every_smaller_finished_trial_is_pruned_from_mid_schedule
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     if not any(arg == "--storage" for arg in argv):
         argv = ["--storage", storage_url(tmp_path), *argv]
-    code, stderr = cli(argv, capsys)
+    code, stderr = cli(search.main, argv, capsys)
     assert code == 2
     assert message in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
     assert "pw-1234" not in stderr, "a password is never shown"
@@ -179,8 +174,8 @@ def test_the_storage_url_comes_from_the_environment_and_is_shown_masked(monkeypa
 @pytest.mark.slow
 def test_a_study_refuses_trials_of_another_kind(tmp_path, capsys):
     base = [*study_flags("one-kind", tmp_path), "--trials", "1"]
-    assert cli([*base, *TINY], capsys)[0] == 0
-    code, stderr = cli([*base, "--", "--epochs", "2", "--train-limit", "1000", "--device", "cpu"], capsys)
+    assert cli(search.main, [*base, *TINY], capsys)[0] == 0
+    code, stderr = cli(search.main, [*base, "--", "--epochs", "2", "--train-limit", "1000", "--device", "cpu"], capsys)
     assert code == 2
     assert "was created with `--seeds 1 -- --epochs 1 --train-limit 1000 --device cpu`" in stderr
     assert "this call asks for `--seeds 1 -- --epochs 2" in stderr
