@@ -22,11 +22,10 @@ import torch
 from PIL import Image
 
 from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
+from compact_mnist.cli import ArgumentParser, UserError, number, run_cli
 from compact_mnist.data import MEAN, STD
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser, number
 from compact_mnist.preprocess import ink_of, load_image, mnist_digit, number_inputs, several_digits
-from evaluate import predict
+from model import predict
 
 BLANK = "Draw a digit on the canvas: it is read as soon as you lift the mouse."
 SHOWN_SIZE = 168  # the 28x28 input, enlarged 6x with visible pixels

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from compact_mnist.checkpoint import COMMITTED_MODEL
+from compact_mnist.cli import UserError, run_cli
 from compact_mnist.data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
-from compact_mnist.errors import UserError, run_cli
 
 
 def cli(main, argv: list[str], capsys) -> tuple[int, str]:

@@ -12,30 +12,12 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.cli import ArgumentParser, run_cli
 from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
-from compact_mnist.errors import run_cli
-from compact_mnist.flags import ArgumentParser
-from compact_mnist.stamps import stamp
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Log-probabilities `(N, 10)` for `images`, in eval mode, without tracking gradients."""
-    model.eval()
-    return torch.cat([model(batch) for batch in images.split(batch_size)])
-
-
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """Mean negative log-likelihood and accuracy in percent."""
-    log_probs = predict(model, images)
-    loss = F.nll_loss(log_probs, labels).item()
-    # Count in integers: a float32 mean turns 9,940 of 10,000 into 99.39999%.
-    accuracy = (log_probs.argmax(1) == labels).sum().item() * 100 / len(labels)
-    return loss, accuracy
+from compact_mnist.files import fingerprint, stamp, write_atomic
+from model import predict
 
 
 def confusion(true: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:

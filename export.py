@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.cli import ArgumentParser, UserError, positive_float, run_cli
 from compact_mnist.data import (
     add_data_dir_argument,
     load_test_split,
@@ -38,10 +39,9 @@ from compact_mnist.data import (
     resolve_data_dir,
     split_indices,
 )
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser, positive_float
+from compact_mnist.files import fingerprint, write_atomic
 from compact_mnist.recipe import Recipe
-from evaluate import predict
+from model import predict
 
 CALIBRATION_IMAGES = 1_000  # training images that set the int8 activations' ranges
 INT8_MAX_DROP = 0.1  # accuracy points on the test set that quantization may cost
@@ -78,7 +78,7 @@ def hub_files(model: torch.nn.Module, meta: dict, checkpoint: Path) -> tuple[byt
 
     stamp = fingerprint(checkpoint)
     weights = save(model.state_dict(), metadata={"checkpoint_sha256": stamp})
-    recipe = Recipe().updated(meta["hyperparameters"])  # older checkpoints lack the later fields
+    recipe = Recipe.recorded(meta["hyperparameters"])
     config = dict(
         spec=meta["spec"],
         dropout=recipe.dropout,

@@ -12,9 +12,9 @@ pretrained=False, to be trained with `python train.py --model NAME`.
 from pathlib import Path as _Path
 
 from compact_mnist.checkpoint import load_model as _load_model
-from compact_mnist.errors import UserError as _UserError
+from compact_mnist.cli import UserError as _UserError
+from compact_mnist.goals import GOALS as _GOALS
 from compact_mnist.preprocess import to_mnist  # an entry point too: the preprocessing on its own
-from compact_mnist.recipe import PRESETS as _PRESETS
 from model import Net as _Net
 
 dependencies = ["torch", "numpy", "PIL", "scipy"]
@@ -47,7 +47,7 @@ def _documented(preset: str):
 
     def document(entry):
         if entry.__doc__:  # None under python -OO
-            entry.__doc__ = entry.__doc__.format(budget=f"{_PRESETS[preset].budget:,}")
+            entry.__doc__ = entry.__doc__.format(budget=f"{_GOALS[preset].budget:,}")
         return entry
 
     return document

@@ -1,16 +1,12 @@
-"""The compact MNIST CNN, its layer-spec language, and helpers that describe it (parameter count, layer table).
+"""The compact MNIST CNN: its layer-spec language, the presets, and the layer table that describes a network.
+It imports only torch: copied alone, `Net("tiny")` builds a preset and `python model.py SPEC` prints its table.
 
-The network is a VGG-style stack written as a short spec. Each item is one block followed by
-BatchNorm and ReLU: "16" is a 3x3 convolution with 16 output channels, "16s" a depthwise-separable
-one (a 3x3 convolution per channel, then a 1x1 convolution to 16 channels: far fewer parameters),
-"16p" a 1x1 convolution, "16d" a 3x3 convolution with stride 2 (it halves the size like a following "M",
-at a quarter of the arithmetic); "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer
-form the head. The default, small and tiny halve the image right after their first convolution (the default
-and small by giving that convolution a stride of 2, tiny with a max-pool); micro, with only 4 channels there,
-keeps a separable layer at full resolution before its first pool. All spend their width after the halving,
-where separable blocks make it cheap; the default differs from small only in its wider 7x7 stage, where
-parameters cost this CPU least (chosen on validation: docs/experiments.md). The presets' specs, with their
-recipes and goals, are the table in compact_mnist/recipe.py.
+A spec lists blocks, each followed by BatchNorm and ReLU: "16" is a 3x3 convolution to 16 channels, "16s" a
+depthwise-separable one (a 3x3 convolution per channel, then a 1x1 convolution to 16 channels: far fewer
+parameters), "16p" a 1x1 convolution, "16d" a 3x3 convolution with stride 2 (it halves the map like a following "M",
+at a quarter of the arithmetic); "M" is a 2x2 max-pool. A global average pool, dropout and one linear layer form the
+head. The presets halve the image early and spend their width after it, where separable blocks make it cheap (why,
+and how each was chosen on validation: docs/design.md and docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -19,8 +15,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from compact_mnist.recipe import HEADS, PRESETS, Recipe
-
+# The presets' layer specs; each trains with its own recipe (compact_mnist/recipe.py).
+PRESETS = {
+    "default": "8d,16,16,16s,M,32s,48s,48s",
+    "small": "8d,16,16,16s,M,24s,32s,32s",
+    "tiny": "8,M,12,12s,12s,M,24s,24s,24s",
+    "micro": "4,8s,M,12s,M,12s,11s",
+}
+HEADS = ("gap", "flatten")  # a global average pool before the linear layer, or every pixel of the last map
 IMAGE_SIZE = 28
 KINDS = {"": "conv", "s": "separable", "p": "pointwise", "d": "strided"}
 # Side of the convolution across channels; a separable block's comes after its depthwise 3x3.
@@ -47,7 +49,7 @@ def output_size(kind: str, size: int) -> int:
 
 def parse_spec(spec: str) -> list[str]:
     """Turn a preset name or a spec such as "8d,12,16s,M,16,16p" into its checked list of items."""
-    spec = PRESETS[spec].spec if spec in PRESETS else spec
+    spec = PRESETS.get(spec, spec)
     items = [item.strip() for item in spec.split(",")]
     try:
         kinds = [layer_kind(item)[0] for item in items]
@@ -75,29 +77,6 @@ def parse_spec(spec: str) -> list[str]:
     return items
 
 
-def training_memory_bytes(items: list[str], batch_size: int) -> int:
-    """A lower bound on the memory (float32 bytes) that training `items` at `batch_size` needs.
-
-    Computed from the spec alone, before any tensor is allocated: each block keeps its convolutions'
-    outputs and its BatchNorm's output for the backward pass, each pool its output; weights have a
-    gradient and momentum.
-    """
-    channels, size, params, floats_per_image = 1, IMAGE_SIZE, 0, 0
-    for item in items:
-        kind, width = layer_kind(item)
-        size = output_size(kind, size)
-        if kind == "pool":
-            floats_per_image += channels * size * size
-            continue
-        if kind == "separable":
-            params += 9 * channels
-            floats_per_image += channels * size * size
-        params += KERNEL[kind] ** 2 * channels * width + 2 * width
-        channels = width
-        floats_per_image += 2 * channels * size * size
-    return 4 * (3 * params + batch_size * floats_per_image)
-
-
 class Net(nn.Module):
     """Compact CNN: `(N, 1, 28, 28)` normalized images in, `(N, 10)` log-probabilities out.
 
@@ -108,9 +87,9 @@ class Net(nn.Module):
     def __init__(
         self,
         spec: str = "default",
-        dropout: float = Recipe.dropout,
-        batchnorm: bool = Recipe.batchnorm,
-        head: str = Recipe.head,
+        dropout: float = 0.05,
+        batchnorm: bool = True,
+        head: str = "gap",
     ) -> None:
         super().__init__()
         if head not in HEADS:
@@ -138,6 +117,13 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(self.head(self.features(x)), dim=1)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Log-probabilities `(N, 10)` for normalized `images`, in eval mode, without tracking gradients."""
+    model.eval()
+    return torch.cat([model(batch) for batch in images.split(batch_size)])
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -176,22 +162,12 @@ def layer_table(model: Net, image_size: int = 28) -> list[dict]:
             name = f"{kind} {first.in_channels}->{last.out_channels} {kernel}{after}"
             channels = last.out_channels
             rows.append(dict(layer=name, shape=(channels, size, size), params=params, macs=macs, rf=field))
-    if isinstance(model.head[0], nn.AdaptiveAvgPool2d):
-        rows.append(
-            dict(layer="Global average pool", shape=(channels, 1, 1), params=0, macs=0, rf=max(field, image_size))
-        )
-    else:
-        rows.append(dict(layer="Flatten", shape=(channels * size * size,), params=0, macs=0, rf=max(field, image_size)))
-    linear = model.head[-1]
-    rows.append(
-        dict(
-            layer=f"Dropout + Linear {linear.in_features}->10",
-            shape=(10,),
-            params=count_parameters(linear),
-            macs=linear.weight.numel(),
-            rf=max(field, image_size),
-        )
-    )
+    field, linear = max(field, image_size), model.head[-1]  # the head sees the whole image
+    pooled = isinstance(model.head[0], nn.AdaptiveAvgPool2d)
+    shape = (channels, 1, 1) if pooled else (channels * size * size,)
+    rows.append(dict(layer="Global average pool" if pooled else "Flatten", shape=shape, params=0, macs=0, rf=field))
+    name = f"Dropout + Linear {linear.in_features}->10"
+    rows.append(dict(layer=name, shape=(10,), params=count_parameters(linear), macs=linear.weight.numel(), rf=field))
     return rows
 
 

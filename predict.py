@@ -19,10 +19,9 @@ from pathlib import Path
 import torch
 
 from compact_mnist.checkpoint import add_model_arguments, load_model
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser
+from compact_mnist.cli import ArgumentParser, UserError, run_cli
 from compact_mnist.preprocess import ink_of, load_image, mnist_digit, number_inputs, several_digits
-from evaluate import predict
+from model import predict
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 

@@ -19,12 +19,13 @@ import torch
 import torch.nn as nn
 
 import train
-from compact_mnist.checkpoint import COMMITTED_MODEL, load_checkpoint, load_model
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
 from compact_mnist.data import ELASTIC_GRID, SHIFT_PIXELS, ZOOM, augment, elastic_field, load_mnist, warp
-from compact_mnist.recipe import PARAMETER_LIMIT, PRESETS, TARGET_ACCURACY, Recipe, for_model
-from evaluate import evaluate
-from model import Net, count_parameters, layer_table
-from train import build_model, make_optimizer, parse_args, trained_recipe
+from compact_mnist.files import load_checkpoint
+from compact_mnist.goals import GOALS, PARAMETER_LIMIT, TARGET_ACCURACY, recorded_recipe
+from compact_mnist.recipe import Recipe, for_model
+from model import PRESETS, Net, count_parameters, layer_table
+from train import build_model, evaluate, make_optimizer, parse_args, trained_recipe
 
 ROOT = Path(__file__).resolve().parent
 
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_parameter_count_is_within_budget(preset):
-    params, budget = count_parameters(Net(preset)), PRESETS[preset].budget
+    params, budget = count_parameters(Net(preset)), GOALS[preset].budget
     assert params < PARAMETER_LIMIT and params <= budget, f"{preset}: {params:,} parameters, budget {budget:,}"
 
 
@@ -157,6 +158,12 @@ def test_a_preset_brings_its_own_recipe_and_a_flag_still_wins():
     assert parse_args(["--model", "4,6,M,8,10,M,10,12"]).recipe.label_smoothing == 0.1, "a spec is not a preset"
 
 
+def test_a_layer_spec_trains_the_default_recipe_so_the_defaults_spec_trains_the_default():
+    assert Recipe() == for_model() == parse_args([]).recipe, "one default: the type's, the command line's"
+    spec = parse_args(["--model", PRESETS["default"]]).recipe
+    assert dataclasses.replace(spec, model="default") == parse_args([]).recipe, "--model SPEC changes the network only"
+
+
 def test_every_recipe_field_is_a_flag_and_its_help_gives_each_presets_own_value(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
@@ -164,15 +171,16 @@ def test_every_recipe_field_is_a_flag_and_its_help_gives_each_presets_own_value(
     for item in dataclasses.fields(Recipe):
         name = item.name.replace("_", "-")
         assert (f"--no-{name}" if item.default is True else f"--{name}") in text, item.name
-    assert "affine augmentation; 0 is off (default: 1.25; small, tiny, micro, a layer spec: 0)" in text
-    assert parse_args([]).recipe == for_model() and for_model().elastic != Recipe().elastic
+    assert "affine augmentation; 0 is off (default: 1.25; small, tiny, micro: 0)" in text
 
 
 def test_a_recipe_survives_the_checkpoint_and_metrics_json():
     recipe = for_model("tiny", lr=0.3, train_limit=500)
-    assert Recipe().updated(recipe.as_dict()) == recipe, "the checkpoint's dict rebuilds it for --resume"
-    recorded = Recipe.from_record(json.loads(json.dumps(trained_recipe(recipe))))
-    assert recorded == recipe.updated({"model": PRESETS["tiny"].spec}), "metrics.json records the layer spec"
+    assert Recipe.recorded(recipe.as_dict()) == recipe, "the checkpoint's dict rebuilds it for --resume"
+    recorded = recorded_recipe(json.loads(json.dumps(trained_recipe(recipe))))
+    assert recorded == dataclasses.replace(recipe, model=PRESETS["tiny"]), "metrics.json records the layer spec"
+    older = {key: value for key, value in recipe.as_dict().items() if key != "elastic"}
+    assert Recipe.recorded(older).elastic == 0, "a record from before elastic existed trained without it"
 
 
 @pytest.mark.parametrize(

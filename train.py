@@ -1,16 +1,17 @@
-"""Train the compact MNIST CNN: SGD + OneCycleLR, data and augmentation on the device.
+"""Train the compact MNIST CNN: SGD with Nesterov momentum and OneCycleLR, data and augmentation on the device.
 
-    python train.py                      # 20 epochs, default preset, saves models/mnist_model.pth
+    python train.py                                 # 20 epochs of the default preset into models/
     python train.py --model tiny --seed 3 --out-dir runs/tiny3
+    python train.py --resume models/resume.pth      # continue a run that stopped, however it stopped
 
-Model choice and hyperparameters are made on a 5,000-image validation split carved from the
-training set; the test set is only reported. The saved model is the final-epoch model.
+Model choice and hyperparameters are made on a 5,000-image validation split carved from the training set; the test
+set is only reported. The saved model is the final-epoch model. After every epoch the whole state of the run goes to
+OUT/resume.pth, so that a run killed in any way continues from its last complete epoch.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import datetime
 import json
@@ -22,13 +23,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
-from compact_mnist.checkpoint import load_checkpoint, load_weights, save_atomic, write_atomic
+from compact_mnist.cli import ArgumentParser, UserError, run_cli
 from compact_mnist.data import (
     MnistTensors,
     add_data_dir_argument,
@@ -38,38 +41,28 @@ from compact_mnist.data import (
     resolve_data_dir,
     shuffled_batches,
 )
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser, add_recipe_flags, check_fits, given_recipe
-from compact_mnist.recipe import Recipe
-from compact_mnist.stamps import stamp
-from evaluate import evaluate
-from model import Net, count_parameters, parse_spec
+from compact_mnist.files import load_checkpoint, save_atomic, save_figure, stamp, write_atomic
+from compact_mnist.memory import check_fits
+from compact_mnist.recipe import FIELDS, Recipe, add_recipe_flags, for_model, given_values
+from model import Net, count_parameters, parse_spec, predict
 
 BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchNorm statistics
 
 
 def parse_args(argv: list[str] | None = None, *, exit_on_error: bool = True) -> argparse.Namespace:
-    """The command line: `recipe` (what to train: the --model preset's recipe with the flags given on top),
-    `device`, `data_dir`, `out_dir` and `resume`. With `exit_on_error=False` a refusal is a UsageError."""
+    """The command line: `recipe` (the --model preset's recipe with the flags given on top, or with --resume the
+    run's own), `device`, `data_dir`, `out_dir` and `resume`. With `exit_on_error=False` a refusal is a
+    UsageError."""
     parser = ArgumentParser(description=__doc__.split("\n")[0], exit_on_error=exit_on_error)
     add_recipe_flags(parser)
     add = parser.add_argument
-    add(
-        "--device",
-        default="auto",
-        choices=["auto", "cuda", "mps", "cpu"],
-        help="auto picks CUDA, then MPS, then CPU",
-    )
+    add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto picks CUDA, then MPS, then CPU")
     add_data_dir_argument(parser)
-    add(
-        "--out-dir",
-        type=Path,
-        default=Path("models"),
-        help="where the model and metrics go (default: models/, replacing the committed model)",
-    )
-    add("--resume", type=Path, default=None, help="continue an interrupted run from its resume checkpoint")
+    add("--out-dir", type=Path, default=Path("models"), help="where the model, metrics and resume file go")
+    add("--resume", type=Path, default=None, help="continue a run from the resume.pth it wrote after its last epoch")
     args = parser.parse_args(argv)
-    args.recipe = given_recipe(args)
+    given = given_values(args)
+    args.recipe = resumed(args.resume, given) if args.resume else for_model(**given)
     problems = args.recipe.problems()
     if problems:
         parser.error("; and ".join(problems))
@@ -79,6 +72,30 @@ def parse_args(argv: list[str] | None = None, *, exit_on_error: bool = True) -> 
     except argparse.ArgumentTypeError as error:
         parser.error(f"argument --model: {error}")
     return args
+
+
+def resumed(path: Path, given: dict[str, Any]) -> Recipe:
+    """The recipe of the run whose resume file is at `path`, with the flags `given` applied where a run in progress
+    can take them; any other that differs from the run's own is refused."""
+    state = load_checkpoint(path, ("state_dict", "resume"))["resume"]
+    try:
+        recipe = Recipe.recorded(state["recipe"])
+    except (KeyError, TypeError):
+        raise UserError(f"{path} is not a resume checkpoint written by train.py (no recipe)") from None
+    metadata = {item.name: item.metadata for item in FIELDS}
+    fixed = [
+        f"--{name.replace('_', '-')} {value} (the run has {getattr(recipe, name)})"
+        for name, value in given.items()
+        if value != getattr(recipe, name)
+        and not metadata[name]["resume"]
+        and not (name == "epochs" and recipe.schedule == "constant")
+    ]
+    if fixed:
+        raise UserError(
+            f"{', '.join(fixed)} cannot change a run in progress: its network, data, optimizer and random streams "
+            "are set at the start, and OneCycleLR fixes its total steps then; drop them, or start a new run"
+        )
+    return dataclasses.replace(recipe, **given)
 
 
 def pick_device(name: str, parser: argparse.ArgumentParser) -> torch.device:
@@ -99,20 +116,9 @@ def machine_name(device: torch.device) -> str:
         brand = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
         return brand.stdout.strip() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def check_writable(folder: Path) -> None:
-    """Fail before training, not after it, if results cannot be saved."""
-    try:
-        write_atomic(b"", folder / ".write-test")
-        (folder / ".write-test").unlink()
-    except (OSError, UserError):
-        raise UserError(f"cannot write to {folder}/; choose another folder with --out-dir") from None
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def network(recipe: Recipe) -> Net:
@@ -121,17 +127,23 @@ def network(recipe: Recipe) -> Net:
 
 
 def build_model(recipe: Recipe, device: torch.device) -> Net:
-    """The network to train, on its device. On a CPU it is stored channels-last (NHWC), where PyTorch runs
-    its depthwise and 1x1 convolutions faster (benchmarks/results.md measures by how much). GPUs keep PyTorch's
-    default layout, where it was not measured."""
+    """The network to train, on its device. On a CPU it is stored channels-last (NHWC), where PyTorch runs its
+    depthwise and 1x1 convolutions faster (benchmarks/results.md measures by how much)."""
     model = network(recipe).to(device)
     return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
 
 
-def make_optimizer(model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int):
-    """SGD with Nesterov momentum, driven by a OneCycleLR schedule stepped once per batch."""
+def make_optimizer(
+    model: nn.Module, recipe: Recipe, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """SGD with Nesterov momentum (plain SGD at momentum 0), driven by a OneCycleLR schedule stepped once per
+    batch, or by a constant learning rate."""
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=True, weight_decay=recipe.weight_decay
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.momentum > 0,
+        weight_decay=recipe.weight_decay,
     )
     if recipe.schedule == "constant":
         return optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
@@ -141,40 +153,60 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int)
     return optimizer, scheduler
 
 
-def rng_states(generator: torch.Generator) -> dict:
-    """Every random state that training draws from, so a resumed run continues identically."""
-    states = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+def rng_states(generator: torch.Generator) -> dict[str, Any]:
+    """Every random state that training draws from, so that a resumed run continues identically."""
+    states = {"device": generator.device.type, "torch": torch.get_rng_state(), "data": generator.get_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.backends.mps.is_available():  # dropout on MPS draws from this one
+        states["mps"] = torch.mps.get_rng_state()
     return states
 
 
-def set_rng_states(states: dict, generator: torch.Generator) -> None:
-    """Restore what `rng_states` saved."""
+def set_rng_states(states: dict[str, Any], generator: torch.Generator, seed: int) -> None:
+    """Restore what `rng_states` saved. A data generator saved on another device type cannot be restored here: the
+    data is then drawn from a new stream, seeded from `seed`, and the run says so."""
     torch.set_rng_state(states["torch"])
-    generator.set_state(states["data"])
+    saved_on = states.get("device", generator.device.type)
+    if saved_on == generator.device.type:
+        generator.set_state(states["data"])
+    else:
+        generator.manual_seed(seed)
+        print(
+            f"resuming on {generator.device.type} a run saved on {saved_on}: its data order and augmentation "
+            "continue on a new random stream (a resumed run is bit-identical only on the device it started on)"
+        )
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+    if "mps" in states and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(states["mps"])
 
 
-def validate(model: torch.nn.Module, data: MnistTensors) -> tuple[float | None, float | None]:
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean negative log-likelihood and accuracy in percent."""
+    log_probs = predict(model, images)
+    loss = F.nll_loss(log_probs, labels).item()
+    # Count in integers: a float32 mean turns 9,940 of 10,000 into 99.39999%.
+    accuracy = (log_probs.argmax(1) == labels).sum().item() * 100 / len(labels)
+    return loss, accuracy
+
+
+def validate(model: nn.Module, data: MnistTensors) -> tuple[float | None, float | None]:
     """Validation loss and accuracy; None for both when training used every image (--val-size 0)."""
-    if len(data.val_labels) == 0:
-        return None, None
-    return evaluate(model, data.val_images, data.val_labels)
+    return evaluate(model, data.val_images, data.val_labels) if len(data.val_labels) else (None, None)
 
 
 def percent(value: float | None) -> str:
     return f"{value:6.2f}%" if value is not None else "    n/a"
 
 
-def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel:
-    """An exponential moving average of `model`'s weights. BatchNorm buffers are not averaged: a running
-    mean of running means is stale, so `refresh_batchnorm` recomputes them before each evaluation."""
+def weight_average(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of `model`'s weights. BatchNorm buffers are not averaged: a running mean of
+    running means is stale, so `refresh_batchnorm` recomputes them before each evaluation."""
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
-def refresh_batchnorm(averaged: AveragedModel, images: torch.Tensor) -> torch.nn.Module:
+def refresh_batchnorm(averaged: AveragedModel, images: torch.Tensor) -> nn.Module:
     """Recompute the averaged model's BatchNorm statistics on un-augmented training images; return it."""
     update_bn(images[:BATCHNORM_IMAGES].split(500), averaged)
     return averaged.module
@@ -197,20 +229,27 @@ def train_step(
 
 
 def train_one_epoch(
-    model, data: MnistTensors, optimizer, scheduler, generator, recipe: Recipe, epoch: int, averaged=None
+    model: nn.Module,
+    data: MnistTensors,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    recipe: Recipe,
+    epoch: int,
+    averaged: AveragedModel | None = None,
 ) -> tuple[float, float]:
     """One pass over the training images; returns mean loss and accuracy (%) on the batches as trained.
     `averaged`, if given, is updated after every step."""
     model.train()
-    augmenting = recipe.augmented(epoch)
     count, device = len(data.train_labels), data.train_labels.device
     steps = batches_per_epoch(count, recipe.batch_size)
     losses = torch.zeros(steps, device=device)
     correct = torch.zeros((), device=device)
-    bar = tqdm(total=steps, desc=f"epoch {epoch}/{recipe.epochs}", leave=False, disable=None)
-    for step, index in enumerate(shuffled_batches(count, recipe.batch_size, generator)):
+    batches = tqdm(shuffled_batches(count, recipe.batch_size, generator), total=steps, leave=False, disable=None)
+    batches.set_description(f"epoch {epoch}/{recipe.epochs}")
+    for step, index in enumerate(batches):
         images, labels = data.train_images[index], data.train_labels[index]
-        if augmenting:
+        if recipe.augmented(epoch):
             images = augment(images, generator, strength=recipe.augment_strength, elastic=recipe.elastic)
         output, loss = train_step(model, images, labels, optimizer, scheduler, recipe.label_smoothing, averaged)
         # Accumulate on the device; reading values back every step would stall a GPU.
@@ -223,18 +262,13 @@ def train_one_epoch(
                     f"loss became {losses[first].item()} at epoch {epoch}, step {first + 1}; "
                     f"try a lower --lr (now {recipe.lr}). Nothing was saved; earlier files are unchanged"
                 )
-            seen = min((step + 1) * recipe.batch_size, count)
-            bar.set_postfix(
-                loss=f"{loss.item():.3f}", acc=f"{correct.item() / seen:.2%}", lr=f"{scheduler.get_last_lr()[0]:.4f}"
-            )
-            bar.update(step + 1 - bar.n)
-    bar.close()
+            batches.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
     return losses.mean().item(), correct.item() / min(steps * recipe.batch_size, count) * 100
 
 
-def evaluated(model, final_model, data: MnistTensors, record: dict) -> dict:
-    """`record` with the validation and test figures of `final_model`, the one to save, and with --ema those of
-    the raw weights too, so that one run answers whether averaging helps."""
+def evaluated(model: nn.Module, final_model: nn.Module, data: MnistTensors, record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with the validation and test figures of `final_model`, the one to save (None for validation with
+    --val-size 0), and with --ema those of the raw weights too, so that one run answers whether averaging helps."""
     record["val_loss"], record["val_acc"] = validate(final_model, data)
     record["test_loss"], record["test_acc"] = evaluate(final_model, data.test_images, data.test_labels)
     if final_model is not model:
@@ -243,61 +277,26 @@ def evaluated(model, final_model, data: MnistTensors, record: dict) -> dict:
     return record
 
 
-@dataclasses.dataclass
-class Fitted:
-    """What `fit` trained: the model to save (the raw weights, or their average with --ema) and one record per
-    epoch (learning rate, losses and accuracies, seconds)."""
-
-    model: torch.nn.Module
-    history: list[dict]
-
-
 class Interrupted(Exception):
-    """Ctrl-C during `fit`. `checkpoint`, saved as a file, continues after the last complete epoch."""
+    """Ctrl-C during `fit`, after `epoch` complete epochs."""
 
-    def __init__(self, checkpoint: dict) -> None:
-        super().__init__(f"interrupted after epoch {checkpoint['resume']['epoch']}")
-        self.checkpoint = checkpoint
-
-
-def resumed(recipe: Recipe, path: Path) -> tuple[Recipe, int]:
-    """The recipe that the resume checkpoint at `path` was training (`recipe`'s values for any field it lacks),
-    and its completed epochs."""
-    checkpoint = load_checkpoint(path, ("state_dict", "resume"))
-    try:
-        return recipe.updated(checkpoint["resume"]["recipe"]), checkpoint["resume"]["epoch"]
-    except (KeyError, TypeError, AttributeError):
-        raise UserError(f"{path} is not a resume checkpoint written by train.py (no recipe)") from None
-
-
-def restore(path: Path, model, optimizer, scheduler, generator, averaged) -> list[dict]:
-    """Load the resume checkpoint at `path` into training's state: the weights and their average, the optimizer,
-    the schedule and the random generators. Returns the completed epochs' records."""
-    checkpoint = load_checkpoint(path, ("state_dict", "resume"))
-    load_weights(model, checkpoint["state_dict"], path)
-    try:
-        state = checkpoint["resume"]
-        if averaged is not None:
-            averaged.load_state_dict(state["averaged"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_states(state["rng"], generator)
-        return state["history"]
-    except (KeyError, TypeError, ValueError, RuntimeError):
-        raise UserError(f"{path} is a damaged resume checkpoint; start again without --resume") from None
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"interrupted after epoch {epoch}")
+        self.epoch = epoch
 
 
 def fit(
     recipe: Recipe,
     data: MnistTensors,
     device: torch.device,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resume: Path | None = None,
-) -> Fitted:
-    """Train `recipe` on `data` (on `device`), evaluating after every epoch, and pass each epoch's record to
-    `on_epoch`. `resume`, a file that `Interrupted.checkpoint` was saved to, continues that run where it stopped;
-    `recipe` must then be the one it was training (`resumed` reads it from the file). A deterministic recipe
-    switches PyTorch to deterministic algorithms for the whole process."""
+    state_file: Path | None = None,
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Train `recipe` on `data` (on `device`), evaluating after every epoch; return the model to save (the raw
+    weights, or their average with --ema) and one record per epoch. Each record goes to `on_epoch`, and the whole
+    state to `state_file`, which `resume` continues from (`recipe` must then be `resumed`'s). A deterministic
+    recipe switches PyTorch to deterministic algorithms for the whole process."""
     if recipe.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -307,23 +306,22 @@ def fit(
     steps = batches_per_epoch(len(data.train_labels), recipe.batch_size)
     optimizer, scheduler = make_optimizer(model, recipe, steps_per_epoch=steps)
     averaged = weight_average(model, recipe.ema) if recipe.ema else None
-    history = restore(resume, model, optimizer, scheduler, generator, averaged) if resume else []
-
-    def snapshot() -> dict:
-        """Everything needed to continue after the epochs in `history`."""
-        state = dict(
-            epoch=len(history),
-            history=copy.deepcopy(history),
-            rng=rng_states(generator),
-            recipe=recipe.as_dict(),
-            optimizer=copy.deepcopy(optimizer.state_dict()),
-            scheduler=scheduler.state_dict(),
-            averaged=copy.deepcopy(averaged.state_dict()) if averaged is not None else None,
-        )
-        return {"state_dict": copy.deepcopy(model.state_dict()), "resume": state}
-
-    last_complete = snapshot()
-    final_model = model if averaged is None else averaged.module  # replaced after every epoch
+    history: list[dict[str, Any]] = []
+    if resume:
+        checkpoint = load_checkpoint(resume, ("state_dict", "resume"))
+        try:
+            state = checkpoint["resume"]
+            model.load_state_dict(checkpoint["state_dict"])
+            if averaged is not None:
+                averaged.load_state_dict(state["averaged"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            set_rng_states(state["rng"], generator, recipe.seed + len(state["history"]))
+            history = state["history"]
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise UserError(f"{resume} is a damaged resume checkpoint; start again without --resume") from None
+        print(f"resuming {resume} after epoch {len(history)} of {recipe.epochs}")
+    final_model: nn.Module = model if averaged is None else averaged.module
     try:
         for epoch in range(len(history) + 1, recipe.epochs + 1):
             started, lr = time.perf_counter(), scheduler.get_last_lr()[0]
@@ -331,46 +329,44 @@ def fit(
                 model, data, optimizer, scheduler, generator, recipe, epoch, averaged
             )
             final_model = model if averaged is None else refresh_batchnorm(averaged, data.train_images)
-            record = evaluated(
-                model, final_model, data, dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc)
-            )
-            record["seconds"] = time.perf_counter() - started
-            history.append(record)
-            last_complete = snapshot()  # before on_epoch, so that Ctrl-C after its line keeps this epoch
+            record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc)
+            history.append(evaluated(model, final_model, data, record) | dict(seconds=time.perf_counter() - started))
+            if state_file:
+                state = dict(epoch=epoch, history=history, rng=rng_states(generator), recipe=recipe.as_dict())
+                state |= dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
+                state["averaged"] = averaged.state_dict() if averaged is not None else None
+                save_atomic({"state_dict": model.state_dict(), "resume": state}, state_file)
             if on_epoch:
-                on_epoch(record)
+                on_epoch(history[-1])
     except KeyboardInterrupt:
-        raise Interrupted(last_complete) from None
-    return Fitted(final_model, history)
+        raise Interrupted(len(history)) from None
+    return final_model, history
 
 
-def trained_recipe(recipe: Recipe) -> dict:
-    """What a run trains, as metrics.json records it: the layer spec, epochs, seed and every other recipe value.
-    `Recipe.from_record` reads it back; scripts/launch.py compares the two before reusing a finished run."""
+def trained_recipe(recipe: Recipe) -> dict[str, Any]:
+    """What a run trains, as metrics.json records it: the layer spec, epochs, seed and every other recipe value."""
     values = recipe.as_dict()
-    return dict(
-        spec=",".join(parse_spec(values.pop("model"))),
-        epochs=values.pop("epochs"),
-        seed=values.pop("seed"),
-        hyperparameters=values,
-    )
+    spec = ",".join(parse_spec(values.pop("model")))
+    return dict(spec=spec, epochs=values.pop("epochs"), seed=values.pop("seed"), hyperparameters=values)
 
 
-def run_record(recipe: Recipe, fitted: Fitted, device: torch.device, seconds: float, resumed: bool) -> dict:
+def run_record(
+    recipe: Recipe, model: nn.Module, history: list[dict[str, Any]], device: torch.device, seconds: float, resumed: bool
+) -> dict[str, Any]:
     """metrics.json's "meta", also stored in the checkpoint: the recipe, the final figures, and where and when."""
     import torchvision
 
-    final = fitted.history[-1]
+    final = history[-1]
     return dict(
         model=recipe.model,
         **trained_recipe(recipe),
-        params=count_parameters(fitted.model),
+        params=count_parameters(model),
         val_accuracy=final["val_acc"],
         test_accuracy=final["test_acc"],
         raw_val_accuracy=final.get("raw_val_acc"),
         raw_test_accuracy=final.get("raw_test_acc"),
         train_seconds=seconds,
-        seconds_per_epoch=sum(h["seconds"] for h in fitted.history) / len(fitted.history),
+        seconds_per_epoch=sum(h["seconds"] for h in history) / len(history),
         device=str(device),
         machine=machine_name(device),
         threads=torch.get_num_threads(),
@@ -381,69 +377,77 @@ def run_record(recipe: Recipe, fitted: Fitted, device: torch.device, seconds: fl
     )
 
 
-def save_run(out_dir: Path, fitted: Fitted, meta: dict) -> dict:
-    """Write the model, metrics.json and the training curves into `out_dir`; return what metrics.json holds."""
-    from compact_mnist.plots import training_curves  # matplotlib: only once there is something to draw
+def save_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy per epoch for train, validation and test, and the learning rate, side by side."""
+    import matplotlib
 
-    save_atomic({"state_dict": fitted.model.state_dict(), "meta": meta}, out_dir / "mnist_model.pth")
-    metrics = {"meta": meta, "history": fitted.history}
-    write_atomic((json.dumps(metrics, indent=2) + "\n").encode(), out_dir / "metrics.json")
-    training_curves(fitted.history, out_dir / "training_curves.png")
-    stamp(out_dir / "training_curves.png", [out_dir / "metrics.json"], "python train.py")
-    return metrics
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    figure, (loss, accuracy, lr) = plt.subplots(1, 3, figsize=(14, 3.8))
+    for split in ("train", "val", "test"):
+        loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker=".", label=split)
+        accuracy.plot(epochs, [h[f"{split}_acc"] for h in history], marker=".", label=split)
+    loss.set(title="loss (train: augmented, label-smoothed)", xlabel="epoch", yscale="log")
+    accuracy.set(title="accuracy (%)", xlabel="epoch", ylim=(max(90, accuracy.get_ylim()[0]), 100))
+    lr.plot(epochs, [h["lr"] for h in history], marker=".")
+    lr.set(title="learning rate at the start of each epoch", xlabel="epoch")
+    for axis in (loss, accuracy):
+        axis.legend()
+    for axis in (loss, accuracy, lr):
+        axis.grid(alpha=0.3)
+    save_figure(figure, path)
 
 
-def epoch_line(record: dict, epochs: int) -> str:
-    return (
-        f"epoch {record['epoch']:2d}/{epochs}  train loss {record['train_loss']:.4f} acc {record['train_acc']:6.2f}%  "
-        f"val {percent(record['val_acc'])}  test {record['test_acc']:6.2f}%  lr {record['lr']:.4f}  "
-        f"{record['seconds']:5.1f}s"
-    )
-
-
-def main(argv: list[str] | None = None, send: Callable[[dict], None] | None = None) -> int:
-    """`python train.py`. `send`, if given, receives {"epoch": record} after every epoch and {"metrics": ...},
-    what metrics.json holds, once saved: scripts/launch.py's worker passes them on to its parent."""
+def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """`python train.py`; `on_epoch`, if given, also receives each epoch's record."""
     args = parse_args(argv)
-    recipe = args.recipe
-    if args.resume:
-        recipe, done = resumed(recipe, args.resume)
-        print(f"resuming {args.resume} at epoch {done + 1} of {recipe.epochs}")
-    check_writable(args.out_dir)
-    started = time.perf_counter()
+    recipe, out, started = args.recipe, args.out_dir, time.perf_counter()
+    try:  # fail before training, not after it, if results cannot be saved
+        write_atomic(b"", out / ".write-test")
+        (out / ".write-test").unlink()
+    except (OSError, UserError):
+        raise UserError(f"cannot write to {out}/; choose another folder with --out-dir") from None
     data = load_mnist(resolve_data_dir(args.data_dir), args.device, recipe.train_limit, val_size=recipe.val_size)
+    from torchsummary import summary  # here, so that --help and usage errors answer at the speed of `import torch`
 
-    # Imported here, not at the top, so that --help and usage errors answer at the speed of `import torch`.
-    from torchsummary import summary
+    shown = network(recipe)  # summary runs a forward pass in train mode: show a throwaway copy
+    summary(shown, (1, 28, 28), device="cpu")
+    print(f"model {recipe.model}: {count_parameters(shown):,} trainable parameters, training on {args.device}")
 
-    # torchsummary runs a forward pass in train mode on random input: show a throwaway copy.
-    shown_model = network(recipe)
-    summary(shown_model, (1, 28, 28), device="cpu")
-    print(f"model {recipe.model}: {count_parameters(shown_model):,} trainable parameters, training on {args.device}")
-
-    def report(record: dict) -> None:
-        print(epoch_line(record, recipe.epochs), flush=True)
-        if send:
-            send({"epoch": record})
-
-    try:
-        fitted = fit(recipe, data, args.device, report, args.resume)
-    except Interrupted as interrupted:
-        path = args.out_dir / "resume.pth"
-        save_atomic(interrupted.checkpoint, path)
+    def report(record: dict[str, Any]) -> None:
         print(
-            f"\ninterrupted; saved {path} after epoch {interrupted.checkpoint['resume']['epoch']}. "
-            f"Continue with: python train.py --resume {path} --out-dir {args.out_dir}"
+            f"epoch {record['epoch']:2d}/{recipe.epochs}  train loss {record['train_loss']:.4f} "
+            f"acc {record['train_acc']:6.2f}%  val {percent(record['val_acc'])}  test {record['test_acc']:6.2f}%  "
+            f"lr {record['lr']:.4f}  {record['seconds']:5.1f}s",
+            flush=True,
         )
+        if on_epoch:
+            on_epoch(record)
+
+    state_file = out / "resume.pth"
+    try:
+        model, history = fit(recipe, data, args.device, report, args.resume, state_file)
+    except Interrupted as interrupted:
+        if not interrupted.epoch:
+            print("\ninterrupted in the first epoch; nothing to resume")
+        else:
+            print(
+                f"\ninterrupted; {state_file} holds epoch {interrupted.epoch}. "
+                f"Continue with: python train.py --resume {state_file} --out-dir {out}"
+            )
         return 130
-    seconds = time.perf_counter() - started
-    meta = run_record(recipe, fitted, args.device, seconds, resumed=bool(args.resume))
-    metrics = save_run(args.out_dir, fitted, meta)
-    if send:
-        send({"metrics": metrics})
+    meta = run_record(recipe, model, history, args.device, time.perf_counter() - started, bool(args.resume))
+    save_atomic({"state_dict": model.state_dict(), "meta": meta}, out / "mnist_model.pth")
+    write_atomic((json.dumps({"meta": meta, "history": history}, indent=2) + "\n").encode(), out / "metrics.json")
+    save_curves(history, out / "training_curves.png")
+    stamp(out / "training_curves.png", [out / "metrics.json"], "python train.py")
+    state_file.unlink(missing_ok=True)
     print(
-        f"saved {args.out_dir / 'mnist_model.pth'}: {meta['params']:,} parameters, "
-        f"val {percent(meta['val_accuracy']).strip()}, test {meta['test_accuracy']:.2f}%, {seconds:.0f} s in all"
+        f"saved {out / 'mnist_model.pth'}: {meta['params']:,} parameters, val {percent(meta['val_accuracy']).strip()}, "
+        f"test {meta['test_accuracy']:.2f}%, {meta['train_seconds']:.0f} s in all; "
+        f"removed {state_file}, which a finished run no longer needs"
     )
     return 0
 

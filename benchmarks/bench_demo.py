@@ -27,10 +27,9 @@ from pathlib import Path
 import torch
 
 from app import CONCURRENCY
-from compact_mnist.checkpoint import write_atomic
+from compact_mnist.cli import ArgumentParser, positive_int, run_cli
 from compact_mnist.drawings import TEMPLATES, draw, place
-from compact_mnist.errors import run_cli
-from compact_mnist.flags import ArgumentParser, positive_int
+from compact_mnist.files import write_atomic
 from compact_mnist.webpage import Demo
 from train import machine_name
 

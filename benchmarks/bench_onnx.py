@@ -22,12 +22,12 @@ from pathlib import Path
 import onnxruntime
 import torch
 
-from compact_mnist.checkpoint import load_model, write_atomic
+from compact_mnist.checkpoint import load_model
+from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser, positive_int
-from evaluate import predict
+from compact_mnist.files import write_atomic
 from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8
+from model import predict
 from train import machine_name
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,9 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from compact_mnist.checkpoint import write_atomic
-from compact_mnist.errors import run_cli
-from compact_mnist.flags import ArgumentParser, positive_int
+from compact_mnist.cli import ArgumentParser, positive_int, run_cli
+from compact_mnist.files import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 

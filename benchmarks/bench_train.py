@@ -33,7 +33,7 @@ import torchvision
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from compact_mnist.checkpoint import write_atomic
+from compact_mnist.cli import ArgumentParser, positive_int, run_cli
 from compact_mnist.data import (
     MEAN,
     ROTATION_DEGREES,
@@ -50,8 +50,8 @@ from compact_mnist.data import (
     resolve_data_dir,
     shuffled_batches,
 )
-from compact_mnist.errors import run_cli
-from compact_mnist.flags import ArgumentParser, model_spec, positive_int
+from compact_mnist.files import write_atomic
+from compact_mnist.memory import model_spec
 from compact_mnist.recipe import Recipe
 from model import Net, count_parameters, layer_table, parse_spec
 from train import (

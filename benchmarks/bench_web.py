@@ -29,12 +29,11 @@ import numpy as np
 import torch
 
 from compact_mnist import data, webpage
-from compact_mnist.checkpoint import COMMITTED_MODEL, load_model, write_atomic
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
+from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.drawings import TEMPLATES, browser_pictures, validation_sample, write
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser, positive_int
-from compact_mnist.stamps import stamp
-from evaluate import predict
+from compact_mnist.files import stamp, write_atomic
+from model import predict
 from train import machine_name
 
 ROOT = Path(__file__).resolve().parent.parent

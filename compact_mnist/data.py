@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from compact_mnist.errors import UserError
+from compact_mnist.cli import UserError
 
 MEAN, STD = 0.1307, 0.3081
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # in MNIST's two files

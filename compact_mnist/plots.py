@@ -1,8 +1,8 @@
-"""The pictures: training curves, confusion matrix, and a grid of misclassified digits."""
+"""The pictures of the tools: confusion matrix, misclassified digits, the search's front, the frontier and reading
+examples (train.py draws its own training curves)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -11,33 +11,8 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 import torch
 
-from compact_mnist.checkpoint import write_atomic
-from compact_mnist.recipe import TARGET_ACCURACY
-
-
-def _save(figure: plt.Figure, path: Path) -> None:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    write_atomic(buffer.getvalue(), path)
-
-
-def training_curves(history: list[dict], path: Path) -> None:
-    """Loss and accuracy per epoch for train/val/test, and the learning rate, side by side."""
-    epochs = [h["epoch"] for h in history]
-    figure, (loss, accuracy, lr) = plt.subplots(1, 3, figsize=(14, 3.8))
-    for split in ("train", "val", "test"):
-        loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker=".", label=split)
-        accuracy.plot(epochs, [h[f"{split}_acc"] for h in history], marker=".", label=split)
-    loss.set(title="loss (train: augmented, label-smoothed)", xlabel="epoch", yscale="log")
-    accuracy.set(title="accuracy (%)", xlabel="epoch", ylim=(max(90, accuracy.get_ylim()[0]), 100))
-    lr.plot(epochs, [h["lr"] for h in history], marker=".")
-    lr.set(title="learning rate at the start of each epoch", xlabel="epoch")
-    for axis in (loss, accuracy):
-        axis.legend()
-    for axis in (loss, accuracy, lr):
-        axis.grid(alpha=0.3)
-    _save(figure, path)
+from compact_mnist.files import save_figure
+from compact_mnist.goals import TARGET_ACCURACY
 
 
 def confusion_matrix(matrix: torch.Tensor, path: Path) -> None:
@@ -52,7 +27,7 @@ def confusion_matrix(matrix: torch.Tensor, path: Path) -> None:
                 axis.text(predicted, true, str(count), ha="center", va="center", fontsize=7, color=color)
     axis.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true", title="confusion matrix (test set)")
     figure.colorbar(image, ax=axis, label="log(1 + count)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def misclassified_grid(
@@ -67,7 +42,7 @@ def misclassified_grid(
             axis.imshow(images[index].squeeze(0).numpy(), cmap="gray")
             axis.set_title(f"{true[index]}->{predicted[index]} ({confidence[index]:.0%})", fontsize=8)
     figure.suptitle("misclassified test digits: true -> predicted (confidence)")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def pareto_front(points: list[tuple[int, float, float, bool]], title: str, path: Path) -> None:
@@ -84,7 +59,7 @@ def pareto_front(points: list[tuple[int, float, float, bool]], title: str, path:
         figure.colorbar(dots, ax=axis, label="seconds per epoch")
     axis.set(xscale="log", xlabel="parameters (log)", ylabel="mean validation accuracy (%)", title=title)
     axis.grid(alpha=0.3, which="both")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def frontier(points: list[dict], path: Path) -> None:
@@ -110,7 +85,7 @@ def frontier(points: list[dict], path: Path) -> None:
         title="accuracy against size, final-epoch models, nothing chosen on test",
     )
     axis.grid(alpha=0.3, which="both")
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def reading_examples(panels: list[tuple[str, object, torch.Tensor, str]], path: Path, columns: int = 4) -> None:
@@ -132,4 +107,4 @@ def reading_examples(panels: list[tuple[str, object, torch.Tensor, str]], path: 
         top.set_title(title, fontsize=9)
         bottom.imshow(torch.cat(list(inputs[:, 0]), dim=1).numpy(), cmap="gray", vmin=0, vmax=1)
         bottom.set_title(f"read: {reading}", fontsize=9)
-    _save(figure, path)
+    save_figure(figure, path)

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 from scipy import ndimage
 
+from compact_mnist.cli import UserError
 from compact_mnist.data import MEAN, STD
-from compact_mnist.errors import UserError
 
 # Every picture is brought to at most this many pixels a side before its ink is measured, so the time and
 # memory of what follows are bounded; a digit needs far fewer (MNIST's has 20).

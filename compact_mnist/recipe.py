@@ -1,53 +1,59 @@
-"""What training produces, as one typed value, and the one table of presets with the goals each is held to.
+"""What training produces, as one typed value, each preset's own, and train.py's flags made from it.
 
 A `Recipe` holds everything that decides what `python train.py` trains: the network and every hyperparameter.
-train.py generates its flags from these fields (their defaults, help and bounds), stores the recipe in each
-checkpoint so that --resume rebuilds it, and records it in metrics.json so that a finished run is recognised.
-A preset is a layer spec, the recipe values it trains with where they differ from the fields' defaults
-(chosen on validation: docs/experiments.md), its parameter budget and its accuracy goals over seeds.
+`Recipe()` is the default preset's recipe, and a layer spec given with --model trains with it too, so that
+`--model SPEC` changes the network and nothing else. The other presets change a few values (chosen on validation:
+docs/experiments.md). Each field carries its flag's help and bounds; train.py stores the recipe in each checkpoint,
+so that --resume rebuilds it, and in metrics.json, so that a finished run is recognised.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
+from typing import Any
 
+from compact_mnist.cli import number
 from compact_mnist.data import ROTATION_DEGREES, SHIFT_PIXELS, TRAIN_IMAGES, VAL_SIZE, ZOOM
+from model import HEADS, PRESETS, Net, parse_spec
 
-TARGET_ACCURACY = 99.40  # what every retrained model must reach on the 10,000 test images (test_model.py)
-PARAMETER_LIMIT = 20_000  # every preset stays under it
-HEADS = ("gap", "flatten")  # a global average pool before the linear layer, or every pixel of the last map
 SCHEDULES = ("onecycle", "constant")
+NET = inspect.signature(Net).parameters  # the network's own defaults are the recipe's
+# What each preset trains with where it differs from Recipe(), the default's recipe.
+PRESET_RECIPES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "small": dict(elastic=0.0),
+    "tiny": dict(elastic=0.0, label_smoothing=0.0, clean_epochs=5),
+    "micro": dict(elastic=0.0, label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5),
+}
 
 
-def option(default, help: str, **check):
-    """A recipe field: its default, its flag's --help text, and how its flag checks a value (`kind` and bounds as
-    flags.number takes them, or `choices`). A switch that defaults to True has the flag --no-NAME, which the help
-    text describes."""
-    return field(default=default, metadata=dict(help=help, **check))
+def option(default: Any, help: str, before: Any = None, resume: bool = False, **check: Any) -> Any:
+    """A recipe field: its default and its flag's help; how its flag checks a value (`kind` and `number`'s bounds,
+    or `choices`); `before`, the value that a record saved without this field was trained with, where that is not
+    the default; `resume`, whether the flag may change a run continued with --resume."""
+    return field(default=default, metadata=dict(help=help, before=before, resume=resume, **check))
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that decides what training produces. The defaults are a layer spec's; `for_model` gives a
-    preset its own values. Fields in the order of train.py's --help."""
+    """Everything that decides what training produces; the defaults are the default preset's. Fields in the order
+    of train.py's --help."""
 
-    epochs: int = option(20, "training epochs", kind=int, above=0)
-    batch_size: int = option(256, "images per step; BatchNorm needs at least 2", kind=int, at_least=2)
-    lr: float = option(0.4, "peak learning rate of OneCycleLR", kind=float, above=0)
-    momentum: float = option(0.9, "SGD momentum", kind=float, at_least=0, below=1)
-    weight_decay: float = option(5e-4, "SGD weight decay", kind=float, at_least=0)
-    label_smoothing: float = option(0.1, "label smoothing", kind=float, at_least=0, below=1)
-    dropout: float = option(0.05, "dropout before the linear layer", kind=float, at_least=0, below=1)
-    model: str = option(
-        "default",
-        'a preset ({presets}) or a layer spec such as "8,M,16,M,16"; a preset also brings its own recipe',
-        kind="spec",
-    )
-    augment: bool = option(True, "train without random affine augmentation")
-    batchnorm: bool = option(True, "no BatchNorm after each convolution, a bias instead (for the ablation study)")
+    epochs: int = option(20, "training epochs", kind=int, above=0, at_most=1000)
+    batch_size: int = option(256, "images per step; BatchNorm needs at least 2", kind=int, at_least=2, at_most=60_000)
+    lr: float = option(0.4, "peak learning rate of OneCycleLR", kind=float, above=0, at_most=10)
+    momentum: float = option(0.9, "SGD momentum (Nesterov's when above 0)", kind=float, at_least=0, below=1)
+    weight_decay: float = option(5e-4, "SGD weight decay", kind=float, at_least=0, at_most=1)
+    label_smoothing: float = option(0.1, "label smoothing", kind=float, at_least=0, below=1, resume=True)
+    dropout: float = option(NET["dropout"].default, "dropout before the linear layer", kind=float, at_least=0, below=1)
+    model: str = option("default", 'a preset ({presets}) or a layer spec such as "8,M,16,M,16"', kind="spec")
+    augment: bool = option(True, "train without augmentation (affine and elastic)", resume=True)
+    batchnorm: bool = option(NET["batchnorm"].default, "no BatchNorm after each convolution, a bias instead")
     head: str = option(
-        "gap",
+        NET["head"].default,
         "gap: a global average pool before the linear layer; flatten: every pixel of the last map into it",
         choices=HEADS,
     )
@@ -61,17 +67,20 @@ class Recipe:
         kind=float,
         at_least=0,
         at_most=3,
+        resume=True,
     )
     elastic: float = option(
-        0.0,
+        1.25,
         "elastic distortion: a smooth random displacement of up to this many pixels, added to the affine "
         "augmentation; 0 is off",
+        before=0.0,
         kind=float,
         at_least=0,
         at_most=4,
+        resume=True,
     )
     clean_epochs: int = option(
-        0, "train the last N epochs on un-augmented images, as the test images are", kind=int, at_least=0
+        0, "train the last N epochs on un-augmented images, as the test images are", kind=int, at_least=0, at_most=1000
     )
     ema: float = option(
         0.0,
@@ -89,28 +98,25 @@ class Recipe:
         at_most=50_000,
     )
     seed: int = option(1, "random seed", kind=int, at_least=0, below=2**32)
-    deterministic: bool = option(False, "bit-reproducible runs (same machine and threads)")
-    train_limit: int | None = option(None, "use only this many training images (quick checks)", kind=int, at_least=2)
-
-    @property
-    def augmenting(self) -> bool:
-        """Whether any epoch is augmented."""
-        return self.augment and self.augment_strength > 0
+    deterministic: bool = option(False, "bit-reproducible runs (same machine and threads)", resume=True)
+    train_limit: int | None = option(
+        None, "use only this many training images (quick checks)", kind=int, at_least=2, at_most=TRAIN_IMAGES
+    )
 
     def augmented(self, epoch: int) -> bool:
         """Whether epoch `epoch` (from 1) trains on augmented images: the last `clean_epochs` do not."""
-        return self.augmenting and epoch <= self.epochs - self.clean_epochs
+        return self.augment and self.augment_strength > 0 and epoch <= self.epochs - self.clean_epochs
 
     @property
     def train_size(self) -> int:
         """Training images per epoch."""
-        return min(self.train_limit or TRAIN_IMAGES - self.val_size, TRAIN_IMAGES - self.val_size)
+        return min(self.train_limit or TRAIN_IMAGES, TRAIN_IMAGES - self.val_size)
 
     def problems(self) -> list[str]:
         """What makes this recipe untrainable, each naming the flag to change; empty when it trains."""
         found = []
-        if self.augmenting and self.clean_epochs >= self.epochs:
-            source = f" ({self.model}'s recipe)" if "clean_epochs" in own_values(self.model) else ""
+        if self.augment and self.augment_strength > 0 and self.clean_epochs >= self.epochs:
+            source = f" ({self.model}'s recipe)" if "clean_epochs" in PRESET_RECIPES.get(self.model, {}) else ""
             found.append(
                 f"--clean-epochs {self.clean_epochs}{source} leaves no augmented epoch of --epochs {self.epochs}; "
                 f"pass --clean-epochs below {self.epochs}, or --no-augment to train without augmentation"
@@ -123,58 +129,73 @@ class Recipe:
             )
         return found
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def updated(self, values: dict) -> Recipe:
-        """This recipe with the fields that `values` holds (`as_dict`'s output, or a checkpoint's); other keys are
-        ignored, and a field that `values` lacks (saved before the field existed) keeps this recipe's value."""
-        names = {item.name for item in dataclasses.fields(self)}
-        return dataclasses.replace(self, **{key: value for key, value in values.items() if key in names})
-
     @classmethod
-    def from_record(cls, record: dict) -> Recipe:
-        """The recipe that metrics.json's "meta" records (train.trained_recipe): `model` as its layer spec."""
-        return cls().updated(
-            dict(record.get("hyperparameters", {}), model=record["spec"], epochs=record["epochs"], seed=record["seed"])
-        )
+    def recorded(cls, values: dict[str, Any]) -> Recipe:
+        """The recipe that a checkpoint or a record holds (`as_dict`'s output); a field it lacks, saved before the
+        field existed, takes the value that training had then."""
+        before = {item.name: item.metadata["before"] for item in FIELDS if item.metadata["before"] is not None}
+        names = {item.name for item in FIELDS}
+        return cls(**{**before, **{key: value for key, value in values.items() if key in names}})
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A named network: its layer spec (model.py), the recipe values it trains with where they differ from
-    `Recipe`'s defaults, its parameter budget, and the test accuracy its seeds must reach: the lowest seed's
-    (0: no such goal) and the mean."""
-
-    spec: str
-    recipe: dict
-    budget: int
-    least_min: float
-    least_mean: float
+FIELDS = dataclasses.fields(Recipe)
 
 
-PRESETS: dict[str, Preset] = {
-    "default": Preset("8d,16,16,16s,M,32s,48s,48s", dict(elastic=1.25), 19_999, 99.45, 99.55),
-    "small": Preset("8d,16,16,16s,M,24s,32s,32s", dict(), 8_000, 0.0, 99.50),
-    "tiny": Preset("8,M,12,12s,12s,M,24s,24s,24s", dict(label_smoothing=0.0, clean_epochs=5), 4_000, 0.0, 99.40),
-    "micro": Preset(
-        "4,8s,M,12s,M,12s,11s", dict(label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5),
-        1_000, 0.0, 99.00,
-    ),
-}  # fmt: skip
+def for_model(model: str = "default", **changes: Any) -> Recipe:
+    """The recipe that `python train.py --model MODEL` trains, with `changes` on top: a preset's own, or the
+    default's for a layer spec."""
+    return Recipe(model=model, **{**PRESET_RECIPES.get(model, {}), **changes})
 
 
-def own_values(model: str) -> dict:
-    """The recipe values that the preset `model` trains with instead of the fields' defaults; none for a layer spec."""
-    return PRESETS[model].recipe if model in PRESETS else {}
+def spec_type(text: str) -> str:
+    """argparse type: a preset name or a layer spec that model.py accepts."""
+    try:
+        parse_spec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
-def preset_of(spec: str) -> str | None:
-    """The name of the preset whose layer spec is `spec`, or None."""
-    return next((name for name, preset in PRESETS.items() if preset.spec == spec), None)
+def default_help(item: dataclasses.Field[Any]) -> str:
+    """The end of a recipe flag's help: its default, and the presets that train with other values."""
+    if item.name == "model":
+        return f" (default: the preset {item.default})"
+    if isinstance(item.default, bool) or item.default is None:
+        return ""
+    others: dict[Any, list[str]] = {}  # value -> the presets that train with it
+    for name in PRESETS:
+        value = getattr(for_model(name), item.name)
+        if value != item.default:
+            others.setdefault(value, []).append(name)
+    rest = "".join(f"; {', '.join(names)}: {shown(value)}" for value, names in others.items())
+    return f" (default: {shown(item.default)}{rest})"
 
 
-def for_model(model: str = "default", **changes) -> Recipe:
-    """The recipe that `python train.py --model MODEL` trains, with `changes` on top: a preset's own values,
-    or the fields' defaults for a layer spec."""
-    return Recipe(model=model, **{**own_values(model), **changes})
+def shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per Recipe field, in the fields' order: --no-NAME or --NAME for a switch, else --NAME VALUE checked
+    as the field says. Defaults are left out of the namespace, so that `given_values` knows what was given."""
+    for item in FIELDS:
+        check = {key: value for key, value in item.metadata.items() if key not in ("help", "before", "resume")}
+        words = item.metadata["help"].format(presets=", ".join(f"{name} = {spec}" for name, spec in PRESETS.items()))
+        options = dict(dest=item.name, default=argparse.SUPPRESS, help=(words + default_help(item)).replace("%", "%%"))
+        name = item.name.replace("_", "-")
+        if isinstance(item.default, bool):
+            action = "store_false" if item.default else "store_true"
+            parser.add_argument(f"--no-{name}" if item.default else f"--{name}", action=action, **options)
+        elif "choices" in check:
+            parser.add_argument(f"--{name}", choices=check["choices"], **options)
+        else:
+            kind = check.pop("kind")
+            parser.add_argument(f"--{name}", type=spec_type if kind == "spec" else number(kind, **check), **options)
+
+
+def given_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe values given on the command line, taken out of `args`."""
+    return {item.name: vars(args).pop(item.name) for item in FIELDS if item.name in args}

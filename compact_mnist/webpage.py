@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compact_mnist.cli import UserError
 from compact_mnist.drawings import TEMPLATES
-from compact_mnist.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"

@@ -20,11 +20,10 @@ import statistics
 from pathlib import Path
 
 from benchmarks.bench_train import EPOCH_IMAGES, time_ours
-from compact_mnist.checkpoint import write_atomic
+from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import load_mnist, resolve_data_dir
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser, positive_int
-from compact_mnist.recipe import PRESETS
+from compact_mnist.files import write_atomic
+from model import PRESETS
 from scripts import seeds
 from train import parse_args
 
@@ -38,7 +37,7 @@ ABLATIONS = {
     "flatten-head": ("global average pooling (the last map flattened into the linear layer)", ["--head", "flatten"]),
     "plain-convolutions": (
         "depthwise-separable convolutions (plain 3x3 ones of the same widths)",
-        ["--model", PRESETS["default"].spec.replace("s", "")],
+        ["--model", PRESETS["default"].replace("s", "")],
     ),
     "constant-lr": (
         "OneCycleLR (a constant learning rate of 0.2, its mean)",

@@ -12,15 +12,13 @@ import json
 import statistics
 from pathlib import Path
 
-from compact_mnist.checkpoint import write_atomic
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser
-from compact_mnist.recipe import PRESETS
-from compact_mnist.stamps import stamp
+from compact_mnist.cli import ArgumentParser, UserError, run_cli
+from compact_mnist.files import stamp, write_atomic
+from compact_mnist.goals import GOALS
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ORDER = sorted(PRESETS, key=lambda name: PRESETS[name].budget)  # smallest first
+ORDER = sorted(GOALS, key=lambda name: GOALS[name].budget)  # smallest first
 
 
 def points(report: dict) -> list[dict]:
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{args.seeds_report} not found; confirm presets first with scripts/seeds.py")
     rows = points(json.loads(args.seeds_report.read_text()))
     if not rows:
-        raise UserError(f"{args.seeds_report} has no entry named {', '.join(PRESETS)}")
+        raise UserError(f"{args.seeds_report} has no entry named {', '.join(GOALS)}")
     report = dict(points=rows)
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(rows).encode(), args.out.with_suffix(".md"))

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from compact_mnist.errors import UsageError, run_cli
+from compact_mnist.cli import UsageError, run_cli
+from compact_mnist.goals import recorded_recipe
 from compact_mnist.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def wanted_recipe(train_args: list[str]) -> Recipe | None:
     from train import parse_args, trained_recipe
 
     try:
-        return Recipe.from_record(trained_recipe(parse_args(train_args, exit_on_error=False).recipe))
+        return recorded_recipe(trained_recipe(parse_args(train_args, exit_on_error=False).recipe))
     except (UsageError, SystemExit):  # SystemExit: --help, which trains nothing
         return None
 
@@ -59,7 +60,7 @@ def finished_run(train_args: list[str], out: Path) -> dict | None:
         return None
     try:
         metrics = json.loads(path.read_text())
-        recorded = Recipe.from_record(metrics["meta"])
+        recorded = recorded_recipe(metrics["meta"])
     except (ValueError, KeyError, TypeError):  # not written by train.py, or cut short: train again
         return None
     return metrics if recorded == wanted_recipe(train_args) else None
@@ -119,8 +120,9 @@ def printed(accuracy: float | None) -> float | None:
 
 
 def worker(argv: list[str]) -> int:
-    """The worker process: train.py's `main`, sending its messages as JSON lines on stdout. Everything else that
-    writes to stdout, print or C library alike, is sent to stderr, the log, so that stdout carries only messages."""
+    """The worker process: train.py's `main`, sending its messages as JSON lines on stdout (`argv` ends with
+    --out-dir OUT). Everything else that writes to stdout, print or C library alike, is sent to stderr, the log, so
+    that stdout carries only messages."""
     sys.argv[0] = str(ROOT / "train.py")  # its usage errors name the command the user knows
     messages = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout.flush()
@@ -132,7 +134,10 @@ def worker(argv: list[str]) -> int:
 
     import train
 
-    return train.main(argv, send=send)
+    code = train.main(argv, on_epoch=lambda record: send({"epoch": record}))
+    if code == 0:
+        send({"metrics": json.loads((Path(argv[-1]) / "metrics.json").read_text())})
+    return code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from compact_mnist import preprocess
 from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.cli import ArgumentParser, run_cli
 from compact_mnist.data import MEAN, STD, add_data_dir_argument, resolve_data_dir
 from compact_mnist.drawings import (
     as_image,
@@ -33,11 +34,9 @@ from compact_mnist.drawings import (
     transparent,
     validation_sample,
 )
-from compact_mnist.errors import run_cli
-from compact_mnist.flags import ArgumentParser
+from compact_mnist.files import stamp
 from compact_mnist.plots import reading_examples
-from compact_mnist.stamps import stamp
-from evaluate import predict
+from model import predict
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -41,8 +41,9 @@ from pathlib import Path
 
 import torch
 
-from compact_mnist import preprocess, stamps
-from compact_mnist.checkpoint import add_model_arguments, fingerprint, load_model, write_atomic
+from compact_mnist import files, preprocess
+from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import add_data_dir_argument, normalize, resolve_data_dir
 from compact_mnist.drawings import (
     CANVAS,
@@ -56,9 +57,8 @@ from compact_mnist.drawings import (
     validation_sample,
     write,
 )
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser, positive_int
-from evaluate import predict
+from compact_mnist.files import fingerprint, write_atomic
+from model import predict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = validation_sample(resolve_data_dir(args.data_dir), args.mnist)
     results = read_rows(model, picture_rows(images, labels, args), paths, images, labels, args.against_at_most)
     report = dict(
-        checkpoint=stamps.name(args.checkpoint),
+        checkpoint=files.name(args.checkpoint),
         checkpoint_sha256=fingerprint(args.checkpoint),
         model=meta.get("model"),
         fonts=FONTS,

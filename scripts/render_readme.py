@@ -15,11 +15,12 @@ import re
 import sys
 from pathlib import Path
 
-from compact_mnist.checkpoint import fingerprint
+from compact_mnist.cli import ArgumentParser
 from compact_mnist.data import ELASTIC_GRID, ROTATION_DEGREES, SHIFT_PIXELS, TRAIN_IMAGES, ZOOM
-from compact_mnist.flags import ArgumentParser, shown
-from compact_mnist.recipe import PRESETS, TARGET_ACCURACY, for_model, preset_of
-from model import Net, count_parameters, describe, layer_table
+from compact_mnist.files import fingerprint
+from compact_mnist.goals import GOALS, TARGET_ACCURACY, preset_of, recorded_recipe
+from compact_mnist.recipe import for_model, shown
+from model import PRESETS, Net, count_parameters, describe, layer_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +53,7 @@ def results() -> str:
         (ROOT / "reports" / "cuda_run.json", " --device cuda"),
     ):
         meta = json.loads(path.read_text(encoding="utf-8"))["meta"]
-        preset = preset_of(meta["spec"])
+        preset = preset_of(recorded_recipe(meta))
         flag = "" if preset == "default" else f" --model {preset or meta['spec']}"
         label = f"`{path.relative_to(ROOT).as_posix()}`: `python train.py{flag}{device}`"
         if preset != "default":
@@ -106,7 +107,7 @@ def seeds() -> str:
         devices = ", ".join(sorted({run["device"] for run in entry["runs"]}))
         target, met = "none", ""
         if name in PRESETS:  # the goals a preset is held to; other entries have none
-            budget, least_min, least_mean = PRESETS[name].budget, PRESETS[name].least_min, PRESETS[name].least_mean
+            budget, least_min, least_mean = GOALS[name].budget, GOALS[name].least_min, GOALS[name].least_mean
             met = (
                 "yes"
                 if entry["params"] <= budget and test["min"] >= least_min and test["mean"] >= least_mean
@@ -153,11 +154,11 @@ def presets() -> str:
         "| preset | layer spec | parameters | MACs per image | receptive field of the last convolution |",
         "|---|---|---:|---:|---:|",
     ]
-    for preset, known in PRESETS.items():
+    for preset, spec in PRESETS.items():
         rows = layer_table(Net(preset))
         convolutions = [row for row in rows if "Conv" in row["layer"] or "Separable" in row["layer"]]
         lines.append(
-            f"| {preset} | `{known.spec}` | {count_parameters(Net(preset)):,} | "
+            f"| {preset} | `{spec}` | {count_parameters(Net(preset)):,} | "
             f"{sum(row['macs'] for row in rows):,} | {convolutions[-1]['rf']} pixels |"
         )
     return "\n".join(lines)
@@ -189,7 +190,7 @@ def recipe() -> str:
         f"- **Recipe.** SGD with Nesterov momentum {default.momentum:g}, OneCycleLR to a peak learning rate of "
         f"{default.lr:g}, batch {default.batch_size}, weight decay {default.weight_decay:g}, label smoothing "
         f"{default.label_smoothing:g}, dropout {default.dropout:g}, {default.epochs} epochs; where the other presets "
-        f"differ: {'; '.join(changes)} (`compact_mnist.recipe.PRESETS`). On a CPU the network is stored "
+        f"differ: {'; '.join(changes)} (`compact_mnist.recipe.PRESET_RECIPES`). On a CPU the network is stored "
         "channels-last, where depthwise and 1x1 convolutions run faster."
     )
 

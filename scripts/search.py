@@ -29,10 +29,8 @@ import time
 import warnings
 from pathlib import Path
 
-from compact_mnist.checkpoint import write_atomic
-from compact_mnist.errors import UsageError, UserError, run_cli
-from compact_mnist.flags import ArgumentParser, number, positive_int
-from compact_mnist.stamps import stamp
+from compact_mnist.cli import ArgumentParser, UsageError, UserError, number, positive_int, run_cli
+from compact_mnist.files import stamp, write_atomic
 from model import Net, count_parameters
 from scripts.launch import RunFailed, RunStopped, train_run
 

@@ -24,12 +24,12 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from compact_mnist.checkpoint import write_atomic
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.flags import ArgumentParser, positive_int
-from compact_mnist.flags import seed as seed_value
-from compact_mnist.recipe import PRESETS, TARGET_ACCURACY, preset_of
-from model import parse_spec
+from compact_mnist.cli import ArgumentParser, UsageError, UserError, positive_int, run_cli
+from compact_mnist.cli import seed as seed_value
+from compact_mnist.files import write_atomic
+from compact_mnist.goals import TARGET_ACCURACY, preset_of
+from compact_mnist.recipe import Recipe
+from model import PRESETS, parse_spec
 from scripts.launch import RunFailed, finished_run, train_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,25 +104,24 @@ def compare(runs: list[dict], baseline: dict, name: str) -> dict:
     return dict(name=name, val_gain=gain)
 
 
-def trained_model(train_args: list[str]) -> str:
-    """The --model among train.py's flags (its default preset when none is given), as a layer spec."""
-    model = "default"
-    for index, flag in enumerate(train_args):
-        if flag == "--model" and index + 1 < len(train_args):
-            model = train_args[index + 1]
-        elif flag.startswith("--model="):
-            model = flag.split("=", 1)[1]
+def trained_recipe(train_args: list[str]) -> Recipe:
+    """The recipe that train.py trains with these flags; a flag that it refuses is refused here, before any run."""
+    import train
+
     try:
-        return ",".join(parse_spec(model))
-    except ValueError as error:
-        raise UserError(f"--model after --: {error}") from None
+        return train.parse_args(train_args, exit_on_error=False).recipe
+    except UsageError as error:
+        raise UserError(f"train.py refuses the flags after --: {error}") from None
+    except SystemExit:  # --help: it printed train.py's flags
+        raise UserError("--help after -- trains nothing; train.py's flags are listed above") from None
 
 
 def entry_name(name: str | None, train_args: list[str]) -> str:
-    """The report entry's name: as given, else the preset trained. A preset's name is only for that preset's
-    network, so that a sweep of another one never overwrites the committed entry."""
-    spec = trained_model(train_args)
-    preset = preset_of(spec)
+    """The report entry's name: as given, else the preset trained. A preset's name is only for that preset's whole
+    recipe, so that a sweep of another network or recipe never overwrites the committed entry."""
+    recipe = trained_recipe(train_args)
+    spec, preset = ",".join(parse_spec(recipe.model)), preset_of(recipe)
+    spec = f"{spec} with a recipe of no preset" if spec in PRESETS.values() and preset is None else spec
     if name is None and preset is None:
         raise UserError(f"the flags after -- train {spec}, which is no preset: give the entry a --name")
     if name in PRESETS and name != preset:

@@ -14,9 +14,9 @@ from PIL import Image
 
 import app
 from compact_mnist.checkpoint import load_model
+from compact_mnist.cli import UserError
 from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
-from compact_mnist.errors import UserError
-from compact_mnist.stamps import stamp
+from compact_mnist.files import stamp
 from compact_mnist.webpage import Demo
 from conftest import chromium
 

@@ -22,7 +22,7 @@ import evaluate
 import export
 import predict
 import train
-from compact_mnist.errors import run_cli
+from compact_mnist.cli import run_cli
 from scripts import search, seeds
 
 ROOT = Path(__file__).resolve().parent.parent

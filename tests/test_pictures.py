@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-import evaluate
+import model as model_module
 import predict
 from compact_mnist import preprocess
 from compact_mnist.checkpoint import load_model
@@ -33,7 +33,7 @@ def drawn(digit: int, seed: int = 0, width: int = 24) -> Image.Image:
 
 
 def read(model, image: Image.Image) -> int:
-    return evaluate.predict(model, preprocess.to_mnist(image)[None]).argmax(1).item()
+    return model_module.predict(model, preprocess.to_mnist(image)[None]).argmax(1).item()
 
 
 def same_input(a: Image.Image, b: Image.Image, grey_levels: int = 2) -> None:

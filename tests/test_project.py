@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from compact_mnist import stamps
+from compact_mnist import files, stamps
 from conftest import require_current
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def test_every_committed_picture_records_what_it_shows_and_still_shows_it(pictur
     recorded = stamps.read(picture)
     assert recorded, f"{picture.name} has no stamp of the files it was made from"
     made_from, made_by = recorded
-    require_current(stamps.name(picture), stamps.stale(made_from), made_by)
+    require_current(files.name(picture), stamps.stale(made_from), made_by)
 
 
 LONGEST_FUNCTION = 60  # lines; a longer one does several jobs, to be split by responsibility

@@ -22,9 +22,9 @@ import evaluate
 import export
 import predict
 import train
-from compact_mnist.checkpoint import load_checkpoint, write_atomic
+from compact_mnist.cli import UserError
 from compact_mnist.data import read_split
-from compact_mnist.errors import UserError
+from compact_mnist.files import load_checkpoint, write_atomic
 from conftest import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,7 +176,8 @@ def test_resume_refuses_a_model_checkpoint(tmp_path, capsys):
         (["--model", "8,M,M,M,M,M,8"], "max-pool 5 would shrink the 1x1 feature map below 1x1"),
         (["--model", "8d,8d,8d,8d,8d,8d"], "strided convolution 6 would shrink the 1x1 feature map below 1x1"),
         (["--model", "999999"], "GiB to train at batch size 256"),
-        (["--batch-size", "100000", "--train-limit", "500"], "--batch-size 100000 is larger than the 500 training"),
+        (["--batch-size", "1000", "--train-limit", "500"], "--batch-size 1000 is larger than the 500 training"),
+        (["--batch-size", "100000"], "--batch-size: must be at least 2 and at most 60000"),
         (["--batch-size", "1"], "--batch-size: must be at least 2"),
         (["--seed", "-1"], "--seed"),
         (["--clean-epochs", "-1"], "--clean-epochs: must be at least 0"),

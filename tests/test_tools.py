@@ -18,15 +18,17 @@ from PIL import Image
 
 import evaluate
 import export
+import model as model_module
 import predict
+import train
 from compact_mnist import preprocess
-from compact_mnist.checkpoint import fingerprint, load_checkpoint, load_model
+from compact_mnist.checkpoint import load_model
+from compact_mnist.cli import UserError, run_cli
 from compact_mnist.data import MEAN, STD, normalize, read_split, split_indices
 from compact_mnist.drawings import HARD_CASES, hard_case
-from compact_mnist.errors import UserError, run_cli
-from compact_mnist.recipe import PRESETS
+from compact_mnist.files import fingerprint, load_checkpoint
 from conftest import require_current
-from model import Net, count_parameters, layer_table
+from model import PRESETS, Net, count_parameters, layer_table
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
@@ -42,7 +44,7 @@ def test_evaluate_writes_every_report_and_agrees_with_the_test_suite(tmp_path, d
     for name in ("evaluation.json", "confusion_matrix.txt", "confusion_matrix.png", "misclassified.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     report = json.loads((tmp_path / "evaluation.json").read_text())
-    _, accuracy = evaluate.evaluate(model, mnist.test_images, mnist.test_labels)
+    _, accuracy = train.evaluate(model, mnist.test_images, mnist.test_labels)
     assert report["test_accuracy"] == accuracy
     assert sum(map(sum, report["confusion_matrix"])) == 10_000
     assert report["misclassified"] == round(10_000 * (100 - accuracy) / 100)
@@ -69,7 +71,7 @@ def styled(digit: np.ndarray, style: str) -> Image.Image:
 def test_predict_reads_digits_in_every_style(tmp_path, data_dir, mnist, model, capsys):
     images, labels = read_split(data_dir, train=False)
     # Digits the model gets right with confidence in MNIST form, so the test measures the conversion.
-    confident = evaluate.predict(model, normalize(images[:40])).exp().max(1)
+    confident = model_module.predict(model, normalize(images[:40])).exp().max(1)
     chosen = [i for i in range(40) if confident.indices[i] == labels[i] and confident.values[i] > 0.8][:8]
     expected = {}
     for i in chosen:
@@ -158,7 +160,7 @@ def test_export_writes_onnx_that_matches_pytorch(tmp_path, data_dir, mnist, mode
     for batch in (1, 37):  # the batch dimension is free
         images = mnist.test_images[:batch]
         onnx_output = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
-        torch.testing.assert_close(onnx_output, evaluate.predict(model, images), atol=1e-4, rtol=0)
+        torch.testing.assert_close(onnx_output, model_module.predict(model, images), atol=1e-4, rtol=0)
 
 
 def committed_export(name: str) -> bytes:
@@ -228,7 +230,7 @@ def test_every_hub_entry_loads_from_a_clone_with_its_preprocessing(entry):
 
 def test_the_pretrained_hub_model_scores_the_committed_accuracy(mnist):
     model = torch.hub.load(str(ROOT), "compact_mnist", source="local", pretrained=True)
-    _, accuracy = evaluate.evaluate(model, mnist.test_images, mnist.test_labels)
+    _, accuracy = train.evaluate(model, mnist.test_images, mnist.test_labels)
     assert accuracy == pytest.approx(load_checkpoint(MODEL_PATH)["meta"]["test_accuracy"], abs=0.011)
     digit = Image.fromarray(255 - (mnist.test_images[0, 0] * STD + MEAN).mul(255).clamp(0, 255).byte().numpy())
     assert model(model.to_mnist(digit)[None]).argmax(1).item() == mnist.test_labels[0].item()
@@ -259,7 +261,7 @@ def test_torch_hub_from_pretrained_and_the_checkpoint_give_identical_outputs(mni
     through_hub = torch.hub.load(str(ROOT), "compact_mnist", source="local", pretrained=True)
     through_huggingface = CompactMnistCNN.from_pretrained(committed_hub_files()).eval()
     through_checkpoint = load_model(MODEL_PATH)[0]
-    outputs = [evaluate.predict(model, images) for model in (through_hub, through_huggingface, through_checkpoint)]
+    outputs = [model_module.predict(model, images) for model in (through_hub, through_huggingface, through_checkpoint)]
     assert torch.equal(outputs[0], outputs[2]) and torch.equal(outputs[1], outputs[2])
     assert isinstance(through_huggingface, Net)
 
@@ -346,7 +348,8 @@ def test_a_finished_run_is_read_back_only_for_the_recipe_it_trained(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"meta": trained_recipe(parse_args(flags).recipe)}))
     assert finished_run(flags, tmp_path)
     assert finished_run([*flags, "--model", "default", "--lr", "0.4"], tmp_path), "the same recipe, spelled out"
-    assert finished_run([*flags, "--model", PRESETS["default"].spec], tmp_path) is None, "no preset: no elastic"
+    assert finished_run([*flags, "--model", PRESETS["default"]], tmp_path), "the default's spec trains its recipe"
+    assert finished_run([*flags, "--model", "small"], tmp_path) is None
     assert finished_run([*flags, "--lr", "0.3"], tmp_path) is None
     assert finished_run(["--epochs", "0"], tmp_path) is None, "flags that train.py refuses"
 
@@ -372,7 +375,7 @@ def test_seed_report_compares_averaged_and_raw_weights_seed_by_seed():
 
 
 def test_seed_report_compares_two_entries_on_the_seeds_they_share():
-    from compact_mnist.errors import UserError
+    from compact_mnist.cli import UserError
     from scripts.seeds import compare
 
     baseline = dict(runs=[dict(seed=0, val_acc=99.4), dict(seed=1, val_acc=99.5), dict(seed=2, val_acc=99.0)])
