@@ -341,7 +341,7 @@ def test_deterministic_runs_are_bit_identical_and_seeds_matter(mnist):
 
     def weights(seed: int) -> dict:
         recipe = parse_args(["--epochs", "1", "--train-limit", "2000", "--deterministic", "--seed", str(seed)]).recipe
-        return train.fit(recipe, data, torch.device("cpu")).model.state_dict()
+        return train.fit(recipe, data, torch.device("cpu"))[0].state_dict()
 
     try:
         first, again, other_seed = weights(0), weights(0), weights(1)

@@ -44,7 +44,7 @@ class Recipe:
 
     epochs: int = option(20, "training epochs", kind=int, above=0, at_most=1000)
     batch_size: int = option(256, "images per step; BatchNorm needs at least 2", kind=int, at_least=2, at_most=60_000)
-    lr: float = option(0.4, "peak learning rate of OneCycleLR", kind=float, above=0, at_most=10)
+    lr: float = option(0.4, "peak learning rate of OneCycleLR", kind=float, above=0, at_most=1000)
     momentum: float = option(0.9, "SGD momentum (Nesterov's when above 0)", kind=float, at_least=0, below=1)
     weight_decay: float = option(5e-4, "SGD weight decay", kind=float, at_least=0, at_most=1)
     label_smoothing: float = option(0.1, "label smoothing", kind=float, at_least=0, below=1, resume=True)

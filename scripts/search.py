@@ -314,23 +314,39 @@ def start_worker(args: argparse.Namespace, url: str, trials: int, threads: int) 
     return subprocess.Popen([*command, "--", *args.train_args], cwd=ROOT, env=env)
 
 
+def base_recipe(train_args: list[str]) -> dict:
+    """What every trial trains apart from the searched values: train.py's recipe for a layer spec with these flags."""
+    import train
+
+    return train.parse_args(["--model", SMALLEST_SPEC, *train_args], exit_on_error=False).recipe.as_dict()
+
+
 def check_same_trials(study, args: argparse.Namespace) -> None:
-    """Record the train.py flags and seeds on a new study; refuse to add trials of another kind to an old one
-    (they would share a Pareto front and a per-epoch pruner with trials scored differently)."""
-    asked = {"train_args": args.train_args, "seeds": args.seeds}
+    """Record the recipe and seeds of a new study's trials; refuse to add trials of another kind to an old one (they
+    would share a Pareto front and a per-epoch pruner with trials scored differently). Recipes are compared, not
+    flags: the same flags can train another recipe after a default changes. A study stored before its recipe was
+    trained its layer specs without elastic distortion unless its flags asked for it."""
+    asked = {"recipe": base_recipe(args.train_args), "seeds": args.seeds}
     stored = study.user_attrs  # one read of the storage
+    stored_flags = stored.get("train_args", args.train_args)
+    if "train_args" not in stored:
+        study.set_user_attr("train_args", args.train_args)
+    elif "recipe" not in stored:
+        old = stored["train_args"]
+        stored = {**stored, "recipe": base_recipe(old + ([] if "--elastic" in old else ["--elastic", "0"]))}
     for key, value in asked.items():
-        if key not in stored:  # a new study, or one from before the flags were stored
+        if key not in stored:  # a new study, or one from before its seeds were stored
             study.set_user_attr(key, value)
     stored = {key: stored.get(key, value) for key, value in asked.items()}
     if stored != asked:
-
-        def words(kind: dict) -> str:
-            return f"--seeds {kind['seeds']} -- {' '.join(kind['train_args'])}".rstrip(" -")
-
+        differ = {key: (stored["recipe"][key], value) for key, value in asked["recipe"].items()}
+        differ = {key: pair for key, pair in differ.items() if pair[0] != pair[1]}
+        if stored["seeds"] != asked["seeds"]:
+            differ["seeds"] = (stored["seeds"], asked["seeds"])
+        words = "; ".join(f"{key.replace('_', ' ')} {old} there, {new} here" for key, (old, new) in differ.items())
         raise UserError(
-            f"study {args.study!r} was created with `{words(stored)}`, this call asks for `{words(asked)}`; "
-            "run it with the study's flags, or start a new --study"
+            f"study {args.study!r} trains other trials ({words}); run it with the study's recipe "
+            f"(`-- {' '.join(stored_flags)}`), or start a new --study"
         )
 
 

@@ -121,9 +121,9 @@ def entry_name(name: str | None, train_args: list[str]) -> str:
     recipe, so that a sweep of another network or recipe never overwrites the committed entry."""
     recipe = trained_recipe(train_args)
     spec, preset = ",".join(parse_spec(recipe.model)), preset_of(recipe)
-    spec = f"{spec} with a recipe of no preset" if spec in PRESETS.values() and preset is None else spec
+    what = f"{spec} with a recipe of no preset's" if spec in PRESETS.values() else f"{spec}, which is no preset"
     if name is None and preset is None:
-        raise UserError(f"the flags after -- train {spec}, which is no preset: give the entry a --name")
+        raise UserError(f"the flags after -- train {what}: give the entry a --name")
     if name in PRESETS and name != preset:
         raise UserError(
             f"--name {name} is the {name} preset's entry, but the flags after -- train {spec}; "

@@ -14,6 +14,7 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,9 @@ import evaluate
 import export
 import predict
 import train
-from compact_mnist.cli import run_cli
+from compact_mnist.cli import UsageError, run_cli
+from compact_mnist.data import augment
+from compact_mnist.recipe import FIELDS
 from scripts import search, seeds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,3 +195,69 @@ def test_search_refusals_exit_cleanly(flags, jobs, tmp_path_factory):
     argv = [*[item for pair in flags for item in pair], "--jobs", jobs, "--storage", storage]
     code, stderr = run(search.main, argv)
     assert code == 2 and "Traceback" not in stderr, (argv, stderr)
+
+
+def bound_edges(item) -> list[str]:
+    """A recipe flag's values at and beside each of its bounds, 0, and junk: what a user may type at the edges."""
+    meta = item.metadata
+    if "choices" in meta:
+        return [*meta["choices"], "neither"]
+    kind, values = meta["kind"], ["0", "-1", "nan", "text"]
+    for bound, step in (("above", 1), ("at_least", 0), ("below", -1), ("at_most", 0)):
+        if meta.get(bound) is not None:
+            edge = meta[bound]
+            nudge = step if kind is int else step * 1e-6 * max(1, abs(edge))
+            values += [str(kind(edge)), str(kind(edge + nudge)), str(kind(edge - nudge + 2 * step * (step == 0)))]
+    return sorted(set(values))
+
+
+RECIPE_FLAGS = [
+    ([f"--{item.name.replace('_', '-')}", value] if value is not None else [f"--{'no-' * item.default}{item.name}"])
+    for item in FIELDS
+    if item.name != "model"
+    for value in ([None] if isinstance(item.default, bool) else bound_edges(item))
+]
+
+
+def one_training_step(argv: list[str]) -> str:
+    """Parse train.py's flags as it does; where they are accepted, build the recipe's network and optimizer and take
+    one real step (augmented as the first epoch is) on a small batch. Returns "trained" or the refusal's one line."""
+    small = ["--train-limit", "64", "--batch-size", "16", "--val-size", "0", "--device", "cpu"]
+    try:
+        recipe = train.parse_args([*small, *argv], exit_on_error=False).recipe
+    except UsageError as error:
+        assert "\n" not in str(error).strip(), argv
+        return str(error)
+    model = train.build_model(recipe, torch.device("cpu"))
+    optimizer, scheduler = train.make_optimizer(model, recipe, steps_per_epoch=4)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    images, labels = torch.randn(min(recipe.batch_size, 16), 1, 28, 28), torch.arange(min(recipe.batch_size, 16)) % 10
+    if recipe.augmented(1):
+        images = augment(images, generator, strength=recipe.augment_strength, elastic=recipe.elastic)
+    averaged = train.weight_average(model, recipe.ema) if recipe.ema else None
+    train.train_step(model, images, labels, optimizer, scheduler, recipe.label_smoothing, averaged)
+    return "trained"
+
+
+@pytest.mark.parametrize("argv", RECIPE_FLAGS, ids=" ".join)
+def test_every_recipe_flag_at_its_bounds_trains_one_step_or_is_refused_in_one_line(argv):
+    outcome = one_training_step(argv)
+    assert outcome == "trained" or argv[0] in outcome, (argv, outcome)
+
+
+@PROPERTY
+@given(values=st.data())
+def test_recipe_flags_drawn_within_their_bounds_train_one_step(values):
+    argv = []
+    for item in values.draw(st.lists(st.sampled_from([f for f in FIELDS if "kind" in f.metadata]), max_size=4)):
+        meta = item.metadata
+        if meta["kind"] == "spec":
+            argv += ["--model", values.draw(st.sampled_from(SPECS[:6]))]
+            continue
+        low = meta.get("at_least", meta.get("above"))
+        high = meta.get("at_most", meta.get("below"))
+        draw = st.integers if meta["kind"] is int else st.floats
+        value = values.draw(draw(low if low is not None else 0, high if high is not None else 10**6))
+        argv += [f"--{item.name.replace('_', '-')}", str(value)]
+    outcome = one_training_step(argv)
+    assert outcome == "trained" or "--" in outcome, (argv, outcome)

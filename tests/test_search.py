@@ -3,6 +3,7 @@ budget, records failures and never reads the test set."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from compact_mnist.cli import UserError
 from conftest import cli
 from scripts import search
 
@@ -177,6 +179,29 @@ def test_a_study_refuses_trials_of_another_kind(tmp_path, capsys):
     assert cli(search.main, [*base, *TINY], capsys)[0] == 0
     code, stderr = cli(search.main, [*base, "--", "--epochs", "2", "--train-limit", "1000", "--device", "cpu"], capsys)
     assert code == 2
-    assert "was created with `--seeds 1 -- --epochs 1 --train-limit 1000 --device cpu`" in stderr
-    assert "this call asks for `--seeds 1 -- --epochs 2" in stderr
+    assert "trains other trials (epochs 1 there, 2 here)" in stderr
+    assert "(`-- --epochs 1 --train-limit 1000 --device cpu`)" in stderr
     assert len(complete(optuna.load_study(study_name="one-kind", storage=storage_url(tmp_path)))) == 1
+
+
+class StoredStudy:
+    """What check_same_trials reads and writes of an Optuna study: its user attributes."""
+
+    def __init__(self, **user_attrs) -> None:
+        self.user_attrs = user_attrs
+
+    def set_user_attr(self, key: str, value) -> None:
+        self.user_attrs[key] = value
+
+
+def test_a_study_compares_recipes_not_flags_and_an_older_one_trained_specs_without_elastic():
+    flags = ["--epochs", "1", "--device", "cpu"]
+    args = argparse.Namespace(study="old", seeds=1, train_args=flags)
+    older = StoredStudy(train_args=flags, seeds=1)  # stored before the recipe was: its specs trained elastic 0
+    with pytest.raises(UserError, match="elastic 0.0 there, 1.25 here"):
+        search.check_same_trials(older, args)
+    search.check_same_trials(older, argparse.Namespace(study="old", seeds=1, train_args=[*flags, "--elastic", "0"]))
+    new = StoredStudy()
+    search.check_same_trials(new, args)
+    assert new.user_attrs["recipe"]["elastic"] == 1.25 and new.user_attrs["train_args"] == flags
+    search.check_same_trials(new, argparse.Namespace(study="new", seeds=1, train_args=[*flags, "--elastic", "1.25"]))

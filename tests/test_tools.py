@@ -316,6 +316,8 @@ def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
         "--seeds",
         "3",
         "4",
+        "--name",
+        "quick",
         "--jobs",
         "2",
         "--runs",
@@ -332,7 +334,7 @@ def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
     ]
     first = run_script(*sweep)
     assert first.returncode == 0, first.stderr
-    entry = json.loads((tmp_path / "seeds.json").read_text())["default"]
+    entry = json.loads((tmp_path / "seeds.json").read_text())["quick"]
     assert [run["seed"] for run in entry["runs"]] == [3, 4]
     assert set(entry["summary"]["test_acc"]) == {"mean", "std", "min", "max"}
     assert "| **mean** |" in (tmp_path / "seeds.md").read_text()
