@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,7 +26,7 @@ def confusion(true: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
     return torch.bincount(true * 10 + predicted, minlength=100).reshape(10, 10)
 
 
-def class_report(matrix: torch.Tensor) -> list[dict]:
+def class_report(matrix: torch.Tensor) -> list[dict[str, Any]]:
     """Per digit: support, accuracy (= recall) and precision, in percent."""
     rows = []
     for digit in range(10):

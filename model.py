@@ -11,6 +11,8 @@ and how each was chosen on validation: docs/design.md and docs/experiments.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -131,7 +133,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def layer_table(model: Net, image_size: int = 28) -> list[dict]:
+def layer_table(model: Net, image_size: int = 28) -> list[dict[str, Any]]:
     """One row per block: output shape, parameters, multiply-accumulates per image, receptive field.
 
     The receptive field is computed from each layer's kernel, stride and padding, so the table
@@ -141,13 +143,13 @@ def layer_table(model: Net, image_size: int = 28) -> list[dict]:
     size, channels, field, jump = image_size, 1, 1, 1
     layers = list(model.features)
     for index, layer in enumerate(layers):
-        if isinstance(layer, nn.MaxPool2d):
-            field += (layer.kernel_size - 1) * jump
-            jump *= layer.stride
+        if isinstance(layer, nn.MaxPool2d):  # Net's pools are 2x2 with stride 2
+            field += jump
+            jump *= 2
             size //= 2
             rows.append(dict(layer="MaxPool 2x2", shape=(channels, size, size), params=0, macs=0, rf=field))
         elif isinstance(layer, nn.Conv2d) and not isinstance(layers[index - 1], nn.Conv2d):
-            convs = [layer] + ([layers[index + 1]] if isinstance(layers[index + 1], nn.Conv2d) else [])
+            convs = [conv for conv in layers[index : index + 2] if isinstance(conv, nn.Conv2d)]
             norm = layers[index + len(convs)]
             for conv in convs:  # "same" padding: only a stride changes the size
                 field += (conv.kernel_size[0] - 1) * jump
@@ -163,6 +165,7 @@ def layer_table(model: Net, image_size: int = 28) -> list[dict]:
             channels = last.out_channels
             rows.append(dict(layer=name, shape=(channels, size, size), params=params, macs=macs, rf=field))
     field, linear = max(field, image_size), model.head[-1]  # the head sees the whole image
+    assert isinstance(linear, nn.Linear)
     pooled = isinstance(model.head[0], nn.AdaptiveAvgPool2d)
     shape = (channels, 1, 1) if pooled else (channels * size * size,)
     rows.append(dict(layer="Global average pool" if pooled else "Flatten", shape=shape, params=0, macs=0, rf=field))

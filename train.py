@@ -213,7 +213,13 @@ def refresh_batchnorm(averaged: AveragedModel, images: torch.Tensor) -> nn.Modul
 
 
 def train_step(
-    model, images, labels, optimizer, scheduler, label_smoothing: float, averaged=None
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    label_smoothing: float,
+    averaged: AveragedModel | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a batch, the scheduler's step and the average's update; returns output and loss."""
     output = model(images)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,10 +19,10 @@ from model import Net
 COMMITTED_MODEL = Path(__file__).resolve().parent.parent / "models" / "mnist_model.pth"
 
 
-def load_weights(model: torch.nn.Module, state_dict: dict, path: Path) -> None:
+def load_weights(model: torch.nn.Module, state_dict: dict[str, Any], path: Path) -> None:
     """Load `state_dict` into `model`, naming the mismatching layers if the architecture differs."""
     expected = model.state_dict()
-    details = {}
+    details: dict[str, str] = {}
     for name in list(expected) + [name for name in state_dict if name not in expected]:
         saved, wanted = state_dict.get(name), expected.get(name)
         saved_shape = tuple(saved.shape) if isinstance(saved, torch.Tensor) else None
@@ -38,7 +39,7 @@ def load_weights(model: torch.nn.Module, state_dict: dict, path: Path) -> None:
     model.load_state_dict(state_dict)
 
 
-def load_model(path: Path, spec: str | None = None, network: type[Net] = Net) -> tuple[Net, dict]:
+def load_model(path: Path, spec: str | None = None, network: type[Net] = Net) -> tuple[Net, dict[str, Any]]:
     """Load a checkpoint into the architecture it records (or into `spec`, to insist on one), built as `network`
     (`Net`, or a subclass of it such as the Hub entry's).
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import operator
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 
 class UserError(Exception):
@@ -45,7 +47,7 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         shown = isinstance(action.default, int | float | str) and not isinstance(action.default, bool)
         if not shown or "default" in (action.help or "") or action.default == argparse.SUPPRESS:
             return action.help or ""
-        return super()._get_help_string(action)
+        return super()._get_help_string(action) or ""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -55,23 +57,32 @@ class ArgumentParser(argparse.ArgumentParser):
     `exit_on_error=False` every usage error is a `UsageError` instead, for a script that checks another command's
     flags before running it."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, allow_abbrev=False, formatter_class=DefaultsFormatter, **kwargs)
+    def __init__(self, description: str | None = None, exit_on_error: bool = True) -> None:
+        super().__init__(
+            description=description, allow_abbrev=False, formatter_class=DefaultsFormatter, exit_on_error=exit_on_error
+        )
 
-    def parse_known_args(self, args=None, namespace=None):
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
         try:
             return super().parse_known_args(args, namespace)
         except argparse.ArgumentError as error:  # raised, not reported, only under exit_on_error=False
             raise UsageError(str(error)) from None
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         if not self.exit_on_error:
             raise UsageError(message)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "greater than": operator.gt, "at least": operator.ge, "below": operator.lt, "at most": operator.le
+}  # fmt: skip
+
+
 def number(
-    kind: type,
+    kind: Callable[[str], float],
     *,
     above: float | None = None,
     at_least: float | None = None,
@@ -79,23 +90,18 @@ def number(
     at_most: float | None = None,
 ) -> Callable[[str], float]:
     """argparse type: a finite number of `kind` within the given bounds, e.g. `number(float, at_least=0, below=1)`."""
-    bounds = [
-        (above, lambda value: value > above, f"greater than {above}"),
-        (at_least, lambda value: value >= at_least, f"at least {at_least}"),
-        (below, lambda value: value < below, f"below {below}"),
-        (at_most, lambda value: value <= at_most, f"at most {at_most}"),
-    ]
-    bounds = [(check, words) for bound, check, words in bounds if bound is not None]
-    allowed = " and ".join(words for _, words in bounds)
+    named = {"greater than": above, "at least": at_least, "below": below, "at most": at_most}
+    bounds = {words: bound for words, bound in named.items() if bound is not None}
+    allowed = " and ".join(f"{words} {bound}" for words, bound in bounds.items())
 
-    def parse(text: str):
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not {'a whole number' if kind is int else 'a number'}"
             ) from None
-        if not math.isfinite(value) or not all(check(value) for check, _ in bounds):
+        if not math.isfinite(value) or not all(COMPARE[words](value, bound) for words, bound in bounds.items()):
             raise argparse.ArgumentTypeError(f"must be {allowed or 'a finite number'}, got {text}")
         return value
 

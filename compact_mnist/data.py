@@ -1,9 +1,6 @@
-"""MNIST as tensors on the training device, a validation split, and batched augmentation.
-
-The whole data set is 55 MB as uint8, so it lives on the device, normalized once. Each epoch
-shuffles indices and augments whole batches with one `affine_grid`/`grid_sample` call, instead of
-pushing every image through PIL transforms in a DataLoader.
-"""
+"""MNIST as tensors on the training device, a validation split, and batched augmentation. The whole data set is 55 MB
+as uint8, so it lives on the device, normalized once; each epoch shuffles indices and augments whole batches with one
+`grid_sample` call, instead of pushing every image through PIL transforms in a DataLoader."""
 
 from __future__ import annotations
 
@@ -38,20 +35,13 @@ def resolve_data_dir(flag: str | None) -> Path:
     return Path(flag or os.environ.get("MNIST_DATA_DIR") or "data")
 
 
-def _raw_folder(data_dir: Path) -> Path:
-    return data_dir / "MNIST" / "raw"
-
-
 def ensure_downloaded(data_dir: Path, download: bool = True) -> None:
     """Make sure the four raw files exist, downloading them with torchvision if allowed."""
-    raw = _raw_folder(data_dir)
-    names = [name for images, labels, _ in FILES.values() for name in (images, labels)]
-    if all((raw / name).is_file() for name in names):
+    raw = data_dir / "MNIST" / "raw"
+    if all((raw / name).is_file() for images, labels, _ in FILES.values() for name in (images, labels)):
         return
-    hint = (
-        f"MNIST not found in {raw}/; point --data-dir or MNIST_DATA_DIR at a folder "
-        "holding MNIST/raw/ (the four uncompressed files)"
-    )
+    hint = f"MNIST not found in {raw}/; point --data-dir or MNIST_DATA_DIR at a folder holding MNIST/raw/ (the four "
+    hint += "uncompressed files)"
     if not download:
         raise UserError(hint)
     from torchvision.datasets import MNIST  # torchvision takes a second to import: only when it is used
@@ -67,9 +57,7 @@ def ensure_downloaded(data_dir: Path, download: bool = True) -> None:
 
 def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
     """The --data-dir flag shared by train.py, evaluate.py and export.py."""
-    parser.add_argument(
-        "--data-dir", default=None, help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)"
-    )
+    parser.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: $MNIST_DATA_DIR or data/)")
 
 
 def load_test_split(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,26 +71,23 @@ def read_split(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
     image_name, label_name, count = FILES[train]
-    raw = _raw_folder(data_dir)
     tensors = []
     for name, reader, shape in (
         (image_name, read_image_file, (count, 28, 28)),
         (label_name, read_label_file, (count,)),
     ):
-        path = raw / name
+        path = data_dir / "MNIST" / "raw" / name
         try:
             tensor = reader(str(path))
-        except Exception:
+        except Exception:  # torchvision raises whatever a damaged file provokes
             tensor = None
         if tensor is None or tuple(tensor.shape) != shape:
-            raise UserError(
-                f"{path} is damaged (not a {count:,}-item MNIST file); "
-                "delete it to download it again, or restore the original"
-            )
+            damaged = f"{path} is damaged (not a {count:,}-item MNIST file)"
+            raise UserError(f"{damaged}; delete it to download it again, or restore the original")
         tensors.append(tensor)
     images, labels = tensors
     if labels.min() < 0 or labels.max() > 9:
-        raise UserError(f"{raw / label_name} is damaged (labels outside 0-9); restore the original")
+        raise UserError(f"{path} is damaged (labels outside 0-9); restore the original")
     return images, labels.long()
 
 
@@ -136,10 +121,8 @@ def load_mnist(
     download: bool = True,
     val_size: int = VAL_SIZE,
 ) -> MnistTensors:
-    """Load MNIST onto `device`: 55,000 training, 5,000 validation and 10,000 test images.
-
-    `train_limit` keeps only the first that many training images (for quick checks).
-    """
+    """Load MNIST onto `device`: 55,000 training, 5,000 validation and 10,000 test images; `train_limit` keeps only
+    the first that many training images (for quick checks)."""
     ensure_downloaded(data_dir, download)
     images, labels = read_split(data_dir, train=True)
     test_images, test_labels = read_split(data_dir, train=False)
@@ -177,9 +160,8 @@ def augment(
     strength: float = 1.0,
     elastic: float = 0.0,
 ) -> torch.Tensor:
-    """Random affine per image, whole batch at once: rotation up to `degrees`, a shift of up to
-    `shift` pixels each way, and scaling by up to `scale` (0.1 = 90% to 110%), which scales the shift too;
-    `strength` scales all of them.
+    """Random affine per image, whole batch at once: rotation up to `degrees`, a shift of up to `shift` pixels each
+    way, and scaling by up to `scale` (0.1 = 90% to 110%), which scales the shift too; `strength` scales all of them.
     `elastic` > 0 adds a smooth random displacement of up to that many pixels (`elastic_field`)."""
     n, device = len(images), images.device
     degrees, shift, scale, elastic = degrees * strength, shift * strength, scale * strength, elastic * strength

@@ -144,10 +144,10 @@ def paper_photo(
     """A phone photo of the digit written on paper: dark ink on light, unevenly lit paper, a few degrees of
     rotation, the digit `side` pixels high somewhere in the frame, sensor noise, and a JPEG of `quality`."""
     width, height = frame
-    ink = Image.fromarray(digit.numpy()).resize((side, side), Image.Resampling.BILINEAR)
-    ink = ink.rotate(rng.uniform(-5, 5), resample=Image.Resampling.BILINEAR)
+    turned = Image.fromarray(digit.numpy()).resize((side, side), Image.Resampling.BILINEAR)
+    turned = turned.rotate(rng.uniform(-5, 5), resample=Image.Resampling.BILINEAR)
     page = Image.new("L", frame, 0)
-    page.paste(ink, (rng.randint(0, width - side), rng.randint(0, height - side)))
+    page.paste(turned, (rng.randint(0, width - side), rng.randint(0, height - side)))
     ink = torch.from_numpy(np.asarray(page, dtype=np.float32)) / 255
     angle = rng.uniform(0, 2 * math.pi)  # the light falls off across the page in a random direction
     across, down = torch.linspace(-0.5, 0.5, width), torch.linspace(-0.5, 0.5, height)
@@ -225,10 +225,10 @@ def on_paper(digit: torch.Tensor, rng: random.Random, paper: str) -> Image.Image
         frame = tuple(rng.randint(0, 60) for _ in range(2)) + (rng.randint(0, 140),)
         pen.rectangle([x0, y0, x0 + box_width, y0 + box_height], outline=frame, width=rng.randint(1, 5))
     ink = np.asarray(magnified(digit))[..., None]
-    colour = np.array(rng.choice([(20, 20, 25), (25, 40, 130), (10, 25, 80)]), dtype=np.float32)
+    ink_colour = np.array(rng.choice([(20, 20, 25), (25, 40, 130), (10, 25, 80)]), dtype=np.float32)
     region = np.asarray(page, dtype=np.float32)[top : top + 112, left : left + 112]
     pixels = np.asarray(page).copy()
-    pixels[top : top + 112, left : left + 112] = (region * (1 - ink) + colour * ink).round().astype(np.uint8)
+    pixels[top : top + 112, left : left + 112] = (region * (1 - ink) + ink_colour * ink).round().astype(np.uint8)
     return Image.fromarray(pixels)
 
 

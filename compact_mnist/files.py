@@ -64,7 +64,7 @@ def fingerprint(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def load_checkpoint(path: Path, required: tuple[str, ...] = ("state_dict", "meta")) -> dict:
+def load_checkpoint(path: Path, required: tuple[str, ...] = ("state_dict", "meta")) -> dict[str, Any]:
     """Load a checkpoint dict written by train.py, refusing anything else with a `UserError`."""
     if not path.is_file():
         raise UserError(f"checkpoint {path} not found; train one with: python train.py")

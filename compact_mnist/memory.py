@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import torch
 
@@ -40,14 +41,18 @@ def memory_bytes(device: torch.device) -> int | None:
         return torch.cuda.get_device_properties(device).total_memory
     if device.type == "mps":
         return torch.mps.recommended_max_memory()
+    if sys.platform == "win32":  # no sysconf: ask the kernel directly
+        return windows_memory_bytes()
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # Windows has no sysconf: ask the kernel directly
-        return windows_memory_bytes()
+    except (ValueError, OSError):
+        return None
 
 
 def windows_memory_bytes() -> int | None:
-    """Physical memory on Windows (GlobalMemoryStatusEx), or None elsewhere or if it cannot be read."""
+    """Physical memory on Windows (GlobalMemoryStatusEx), or None if it cannot be read."""
+    if sys.platform != "win32":
+        return None
     try:
         import ctypes
 

@@ -317,8 +317,8 @@ def mnist_digit(ink: torch.Tensor) -> torch.Tensor:
     height, width = ink.shape
     scale = 20 / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    digit = Image.fromarray((ink * 255).byte().numpy()).resize(size, Image.Resampling.LANCZOS)
-    digit = torch.from_numpy(np.asarray(digit, dtype=np.float32)) / 255
+    resized = Image.fromarray((ink * 255).byte().numpy()).resize(size, Image.Resampling.LANCZOS)
+    digit = torch.from_numpy(np.asarray(resized, dtype=np.float32)) / 255
 
     # Place it so that its centre of mass lands on the centre of the 28x28 canvas (a hairline that
     # resampling has faded to nothing is centred by its box instead).

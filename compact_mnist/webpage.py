@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -216,12 +217,12 @@ def python_readings(paths: list[Path], onnx_path: Path) -> list[dict]:
     from compact_mnist import preprocess
 
     session = like_the_page(onnx_path)
-    readings = []
+    readings: list[dict[str, Any]] = []
     for path in paths:
         try:
             image, _ = preprocess.load_image(path)
             digit = preprocess.to_mnist(image).numpy()
-        except (ValueError, preprocess.UserError) as error:
+        except (ValueError, UserError) as error:
             readings.append(dict(error=str(error)))
             continue
         log_probs = session.run(None, {"images": digit[None]})[0][0]

@@ -48,6 +48,11 @@ def test_ruff_finds_nothing():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_type_checker_finds_nothing():
+    result = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True)  # pyproject.toml says what
+    assert result.returncode == 0 and "Success" in result.stdout, result.stdout + result.stderr
+
+
 def test_code_is_formatted_by_ruff():
     result = subprocess.run([tool("ruff"), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
