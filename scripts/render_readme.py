@@ -19,6 +19,7 @@ from compact_mnist.cli import ArgumentParser
 from compact_mnist.data import ELASTIC_GRID, ROTATION_DEGREES, SHIFT_PIXELS, TRAIN_IMAGES, ZOOM
 from compact_mnist.files import fingerprint
 from compact_mnist.goals import GOALS, TARGET_ACCURACY, preset_of, recorded_recipe
+from compact_mnist.layers import PARTS, part_of, project_imports
 from compact_mnist.recipe import for_model, shown
 from model import PRESETS, Net, count_parameters, describe, layer_table
 
@@ -148,6 +149,20 @@ def architecture() -> str:
     return "\n\n".join(describe(preset) for preset in PRESETS)
 
 
+def layers() -> str:
+    """The kit and each layer on top of it, from compact_mnist/layers.py, and which imports which, read from the
+    code's own imports."""
+    lines = ["| part | what it adds | modules | packages it adds (`pip install -e .[NAME]`) |", "|---|---|---|---|"]
+    for name, part in PARTS.items():
+        modules = ", ".join(f"`{module}`" for module in part.modules)
+        lines.append(f"| **{name}** | {part.adds} | {modules} | {', '.join(part.packages)} |")
+    graph = ["```mermaid", "flowchart BT"]
+    for name in PARTS:
+        imported = {part_of(other) for module in PARTS[name].modules for other in project_imports(module)}
+        graph += [f"    {name} --> {other}" for other in PARTS if other in imported and other != name]
+    return "\n".join(lines) + "\n\nAn arrow is an import, drawn from the code:\n\n" + "\n".join(graph) + "\n```"
+
+
 def presets() -> str:
     """Each preset's size, arithmetic and the receptive field of its last convolution, from the model."""
     lines = [
@@ -272,7 +287,7 @@ def written_by_a_script(path: str):
 
 SECTIONS = {
     "headline": headline, "results": results, "seeds": seeds, "epochs": epochs, "sweep": sweep,
-    "architecture": architecture,
+    "architecture": architecture, "layers": layers,
     "benchmark": written_by_a_script("benchmarks/results.md"),
     "startup": written_by_a_script("benchmarks/startup.md"),
     "search": written_by_a_script("reports/search-screen.md"),

@@ -1,69 +1,41 @@
 """The kit (the network, training, evaluation) stands on its own: model.py runs copied alone, train.py's reading path
-stays short, and no kit module imports a layer (demo, page, search, export, reading tools) or a layer's package.
+stays short, no kit module imports a layer (demo, page, search, export, reading tools) or a layer's package, and
+pyproject.toml's extras are the layers' packages (compact_mnist/layers.py holds the table).
 
-    python tests/test_kit.py     # prints train.py's reading path, module by module
+    python tests/test_kit.py     # train.py's reading path, module by module
 """
 
 from __future__ import annotations
 
-import ast
+import re
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-KIT = ("train.py", "evaluate.py", "model.py")  # the commands of the kit; what they import is the kit too
-LAYERS = {  # the extras: their project modules and the packages only they need
-    "modules": {"app", "export", "predict", "hubconf", "hub_model", "scripts", "benchmarks"}
-    | {"compact_mnist.preprocess", "compact_mnist.drawings", "compact_mnist.webpage"},
-    "packages": {"gradio", "gradio_client", "optuna", "sqlalchemy", "psycopg", "onnx", "onnxruntime", "onnxscript"}
-    | {"playwright", "huggingface_hub", "safetensors", "scipy", "hypothesis"},
-}
+import tomllib
+
+from compact_mnist.layers import KIT, LAYERS, PARTS, ROOT, imports, part_of, project_imports, source
+
 # Physical lines of train.py and every project module it imports, transitively (imports inside functions count).
 # The aim is 800, as pytorch/examples' mnist and nanoGPT's training path; this bound keeps today's from growing.
 READING_PATH_LIMIT = 1_400
+IMPORT_NAMES = {"pillow": "PIL", "gradio_client": "gradio_client", "psycopg": "psycopg"}  # pip name -> import name
 
 
-def project_file(module: str) -> Path | None:
-    """The file of a project module ("compact_mnist.data" -> compact_mnist/data.py), or None for a package's."""
-    parts = module.split(".")
-    for path in (ROOT.joinpath(*parts).with_suffix(".py"), ROOT.joinpath(*parts, "__init__.py")):
-        if path.is_file():
-            return path
-    return None
-
-
-def imports(path: Path) -> set[str]:
-    """Every module that `path` imports anywhere in it, with the parent packages of each."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-        for name in names:
-            parts = name.split(".")
-            found |= {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
-    return found
-
-
-def reachable(start: str) -> tuple[dict[Path, int], set[str]]:
-    """The project files that `start` imports, transitively, with their line counts; and every module named."""
-    files, modules, todo = {}, set(), [ROOT / start]
+def reading_path(module: str = "train") -> dict[str, int]:
+    """The project modules that `module` imports, transitively, each with its physical lines."""
+    lines, todo = {}, [module]
     while todo:
-        path = todo.pop()
-        if path in files:
-            continue
-        files[path] = len(path.read_text(encoding="utf-8").splitlines())
-        for module in imports(path):
-            modules.add(module)
-            todo += [found] if (found := project_file(module)) else []
-    return files, modules
+        name = todo.pop()
+        if name not in lines:
+            lines[name] = len(source(name).read_text(encoding="utf-8").splitlines())
+            todo += project_imports(name)
+    return lines
 
 
 def test_model_py_copied_alone_builds_every_preset_and_prints_its_layer_table(tmp_path):
     (tmp_path / "model.py").write_bytes((ROOT / "model.py").read_bytes())
-    blocker = textwrap.dedent(
+    alone = textwrap.dedent(
         """
         import importlib.abc, sys
         class NoProject(importlib.abc.MetaPathFinder):  # the project's other modules are not there
@@ -75,7 +47,7 @@ def test_model_py_copied_alone_builds_every_preset_and_prints_its_layer_table(tm
         print(" ".join(f"{name}={count_parameters(Net(name))}" for name in PRESETS))
         """
     )
-    result = subprocess.run([sys.executable, "-c", blocker], cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", alone], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["default=10002", "small=7370", "tiny=3902", "micro=978"]
     table = subprocess.run([sys.executable, "model.py", "tiny"], cwd=tmp_path, capture_output=True, text=True)
@@ -83,20 +55,58 @@ def test_model_py_copied_alone_builds_every_preset_and_prints_its_layer_table(tm
 
 
 def test_the_reading_path_of_train_py_stays_short():
-    files, _ = reachable("train.py")
-    total = sum(files.values())
-    assert total <= READING_PATH_LIMIT, f"train.py's reading path is {total} lines: {files}"
+    lines = reading_path()
+    assert sum(lines.values()) <= READING_PATH_LIMIT, f"train.py's reading path is {sum(lines.values())} lines: {lines}"
 
 
 def test_no_kit_module_imports_a_layer_or_a_layers_package():
-    for command in KIT:
-        _, modules = reachable(command)
-        layers = sorted(module for module in modules if module in LAYERS["modules"] | LAYERS["packages"])
-        assert not layers, f"{command} reaches {', '.join(layers)}"
+    layer_packages = {IMPORT_NAMES.get(name, name) for layer in LAYERS.values() for name in layer.packages}
+    for module in KIT.modules:
+        reached = {name for kit_module in reading_path(module) for name in imports(source(kit_module))}
+        found = sorted(name for name in reached if part_of(name) not in (None, "kit") or name in layer_packages)
+        assert not found, f"{module} reaches {', '.join(found)}"
+
+
+def test_each_layer_imports_only_the_kit_and_the_layers_it_names():
+    for name, layer in LAYERS.items():
+        allowed = {"kit", name, *layer.needs}
+        for module in layer.modules:
+            others = {part_of(imported) for imported in project_imports(module)} - allowed
+            assert not others, f"{module} ({name}) imports from {others}"
+
+
+def test_every_module_of_the_project_belongs_to_one_part():
+    files = [*ROOT.glob("*.py"), *ROOT.glob("compact_mnist/*.py"), *ROOT.glob("scripts/*.py")]
+    modules = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts) for path in files + [*ROOT.glob("benchmarks/*.py")]
+    }
+    modules -= {"conftest", "test_model", "compact_mnist.__init__", "scripts.__init__"}
+    assert not [module for module in sorted(modules) if part_of(module) is None]
+    assert sum(len(part.modules) for part in PARTS.values()) == len(
+        {m for part in PARTS.values() for m in part.modules}
+    )
+
+
+def test_pyproject_declares_the_kits_dependencies_and_one_extra_per_layer():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\[<>=; ]", requirement, maxsplit=1)[0] for requirement in requirements}
+
+    assert names(project["dependencies"]) == set(KIT.packages)
+    extras = project["optional-dependencies"]
+    for name, layer in LAYERS.items():
+        own = {item for item in names(extras[name]) if item != "compact-mnist-cnn"}
+        assert own == set(layer.packages), name
+        needs = {
+            need for item in extras[name] if item.startswith("compact-mnist-cnn[") for need in item[18:-1].split(",")
+        }
+        assert needs == set(layer.needs), f"{name} installs the extras it imports from"
+    assert set(extras["all"]) == {f"compact-mnist-cnn[{','.join([*LAYERS, 'dev'])}]"}
 
 
 if __name__ == "__main__":
-    files, _ = reachable("train.py")
-    for path, lines in sorted(files.items(), key=lambda item: -item[1]):
-        print(f"{lines:5d} {path.relative_to(ROOT).as_posix()}")
-    print(f"{sum(files.values()):5d} lines in {len(files)} files")
+    lines = reading_path()
+    for module, count in sorted(lines.items(), key=lambda item: -item[1]):
+        print(f"{count:5d} {source(module).relative_to(ROOT).as_posix()}")
+    print(f"{sum(lines.values()):5d} lines in {len(lines)} files")
