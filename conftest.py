@@ -1,18 +1,25 @@
-"""Fixtures shared by the test files: the MNIST folder and the data set loaded once."""
+"""The kit's fixtures (the MNIST folder, the data set and the committed model, each loaded once) and the rule for a
+test of a layer whose extra is not installed: skipped with one line naming the extra, or failed where every test
+must run ($COMPACT_MNIST_TEST_ALL, which .ci/run and the workflow set). The layers' own helpers (Chromium, servers)
+are in tests/support.py."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import torch
 
-from compact_mnist.checkpoint import COMMITTED_MODEL
+from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
 from compact_mnist.cli import UserError, run_cli
 from compact_mnist.data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
+from compact_mnist.layers import LAYERS, missing_packages, part_of
+from model import Net
 
 
 def cli(main, argv: list[str], capsys) -> tuple[int, str]:
@@ -22,23 +29,59 @@ def cli(main, argv: list[str], capsys) -> tuple[int, str]:
     return exit_info.value.code, capsys.readouterr().err
 
 
-def missing_program(message: str) -> NoReturn:
-    """A test that needs a program this machine lacks (a browser, a database server, Node): skipped with
-    `message`, except under CI, which installs them, where that is a failure."""
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI must run these tests)")
-    pytest.skip(message)
+EVERYTHING = "COMPACT_MNIST_TEST_ALL"  # set (to 1) where nothing may be skipped for want of a package or program
 
 
-def chromium(playwright):
-    """A headless Chromium for the browser tests (compact_mnist.webpage.launch_chromium). Where there is none the
-    test is skipped, except under CI, where that is a failure."""
-    from compact_mnist.webpage import NoBrowser, launch_chromium
+def missing(message: str, module_level: bool = False) -> NoReturn:
+    """A test that needs what this machine lacks (a layer's packages, a browser, a database server, Node): skipped
+    with `message`, except where $COMPACT_MNIST_TEST_ALL is set, where that is a failure."""
+    if os.environ.get(EVERYTHING):
+        pytest.fail(f"{message} (${EVERYTHING} is set: every test must run)", pytrace=False)
+    pytest.skip(message, allow_module_level=module_level)
 
-    try:
-        return launch_chromium(playwright)
-    except NoBrowser as error:
-        missing_program(str(error))
+
+def needs(layer: str, module_level: bool = False) -> None:
+    """Go on only where the packages of `layer` (compact_mnist/layers.py) and of the layers it builds on are
+    installed; else `missing`, naming the extra to install."""
+    absent = missing_packages(layer)
+    if absent:
+        missing(f'needs the {layer} extra ({", ".join(absent)}): pip install -e ".[{layer}]"', module_level)
+
+
+class LayerTests(pytest.Module):
+    """The test file of a layer: collected only where the layer's extra is installed (its imports need it)."""
+
+    def __init__(self, *args: Any, layer: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.layer = layer
+
+    def collect(self) -> Any:
+        needs(self.layer, module_level=True)
+        return super().collect()
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    layer = next((name for name, layer in LAYERS.items() if module_path.name in layer.tests), None)
+    return LayerTests.from_parent(parent, path=module_path, layer=layer) if layer else None
+
+
+def of_its_layer(command: str) -> Any:
+    """A parameter naming a command ("export", "export.py", "scripts.seeds") that needs its layer's extra where the
+    command belongs to a layer."""
+    part = part_of(command.removesuffix(".py"))
+    return command if part == "kit" else pytest.param(command, marks=pytest.mark.needs(part))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.needs("export")`: the test needs that layer's extra."""
+    for mark in item.iter_markers("needs"):
+        for layer in mark.args:
+            needs(layer)
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    """A project script run as its command line runs it, from the project's folder."""
+    return subprocess.run([sys.executable, *args], cwd=COMMITTED_MODEL.parent.parent, capture_output=True, text=True)
 
 
 def require_current(what: str, changed: list[str], refresh: str) -> None:
@@ -95,3 +138,9 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist(data_dir) -> MnistTensors:
     return load_mnist(data_dir, torch.device("cpu"), download=False)
+
+
+@pytest.fixture(scope="session")
+def model() -> Net:
+    """The committed model, in eval mode."""
+    return load_model(COMMITTED_MODEL)[0]

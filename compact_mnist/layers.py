@@ -6,6 +6,7 @@ it."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +15,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Layer:
-    """What a part of the project is for, its modules (as imported), the pip packages that it alone needs, and the
-    other layers whose modules it imports."""
+    """What a part of the project is for, its modules (as imported), the pip packages that it alone needs, the
+    other layers whose modules or packages it uses, and its test files (tests/), collected only where it is
+    installed."""
 
     adds: str
     modules: tuple[str, ...]
     packages: tuple[str, ...]
     needs: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()
 
 
 KIT = Layer(
@@ -28,7 +31,7 @@ KIT = Layer(
     ("model", "train", "evaluate")
     + tuple(f"compact_mnist.{name}" for name in ("cli", "data", "files", "recipe", "memory", "checkpoint", "goals"))
     + ("compact_mnist.plots", "compact_mnist.stamps", "compact_mnist.layers", "scripts.reference_runs")
-    + ("scripts.render_readme", "benchmarks.bench_train", "benchmarks.bench_startup"),
+    + ("scripts.render_readme", "benchmarks.bench_train", "benchmarks.bench_startup", "benchmarks.bench_install"),
     ("torch", "torchvision", "numpy", "pillow", "tqdm", "torchsummary", "matplotlib"),
 )
 LAYERS = {
@@ -37,6 +40,7 @@ LAYERS = {
         ("predict", "compact_mnist.preprocess", "compact_mnist.drawings", "scripts.reading_rate")
         + ("scripts.reading_examples",),
         ("scipy",),
+        tests=("test_predict.py", "test_pictures.py"),
     ),
     "demo": Layer("the Gradio demo (app.py)", ("app",), ("gradio", "gradio_client"), ("predict",)),
     "export": Layer(
@@ -44,17 +48,20 @@ LAYERS = {
         ("export", "hubconf", "hub_model", "benchmarks.bench_onnx"),
         ("onnx", "onnxruntime", "onnxscript", "huggingface_hub", "safetensors"),
         ("predict",),
+        ("test_export.py",),
     ),
     "page": Layer(
         "the browser page (web/, built with Node) read through from Python and Chromium, and the demo's benchmark",
         ("compact_mnist.webpage", "benchmarks.bench_web", "benchmarks.bench_demo"),
         ("playwright",),
         ("predict", "demo", "export"),
+        ("test_app.py", "test_web.py"),
     ),
     "search": Layer(
         "the studies: seeds, the search on one machine or many, the ablation, the frontier",
         ("scripts.search", "scripts.seeds", "scripts.launch", "scripts.ablation", "scripts.frontier"),
         ("optuna", "sqlalchemy", "psycopg"),
+        tests=("test_search.py", "test_postgres.py", "test_studies.py"),
     ),
 }
 PARTS = {"kit": KIT, **LAYERS}
@@ -91,3 +98,12 @@ def project_imports(module: str) -> set[str]:
 def part_of(module: str) -> str | None:
     """The name of the part ("kit" or a layer) that holds `module`."""
     return next((name for name, part in PARTS.items() if module in part.modules), None)
+
+
+IMPORT_NAMES = {"pillow": "PIL"}  # pip's name -> the module it installs, where they differ
+
+
+def missing_packages(layer: str) -> list[str]:
+    """The packages of `layer`, and of the layers it builds on, that are not installed here."""
+    names = [package for part in (layer, *LAYERS[layer].needs) for package in LAYERS[part].packages]
+    return [name for name in names if importlib.util.find_spec(IMPORT_NAMES.get(name, name)) is None]

@@ -163,6 +163,14 @@ def layers() -> str:
     return "\n".join(lines) + "\n\nAn arrow is an import, drawn from the code:\n\n" + "\n".join(graph) + "\n```"
 
 
+def kit_workflow() -> str:
+    """The workflow that docs/ci-badge.md gives to copy: the `kit` job of this project's own tests workflow."""
+    text = (ROOT / ".github" / "workflows" / "tests.yml").read_text(encoding="utf-8")
+    job = re.search(r"^  kit:\n(?:    .*\n|\n)*", text, flags=re.M)
+    assert job, "the tests workflow has no kit job"
+    return "```yaml\nname: tests\n\non: [push, pull_request]\n\njobs:\n" + job.group(0).rstrip() + "\n```"
+
+
 def presets() -> str:
     """Each preset's size, arithmetic and the receptive field of its last convolution, from the model."""
     lines = [
@@ -287,7 +295,7 @@ def written_by_a_script(path: str):
 
 SECTIONS = {
     "headline": headline, "results": results, "seeds": seeds, "epochs": epochs, "sweep": sweep,
-    "architecture": architecture, "layers": layers,
+    "architecture": architecture, "layers": layers, "kit_workflow": kit_workflow,
     "benchmark": written_by_a_script("benchmarks/results.md"),
     "startup": written_by_a_script("benchmarks/startup.md"),
     "search": written_by_a_script("reports/search-screen.md"),

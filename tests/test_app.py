@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support import chromium
 
 import app
 from compact_mnist.checkpoint import load_model
@@ -18,7 +19,6 @@ from compact_mnist.cli import UserError
 from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
 from compact_mnist.files import stamp
 from compact_mnist.webpage import Demo
-from conftest import chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"

@@ -18,15 +18,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import app
 import evaluate
-import export
-import predict
 import train
 from compact_mnist.cli import UsageError, run_cli
 from compact_mnist.data import augment
 from compact_mnist.recipe import FIELDS
-from scripts import search, seeds
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -121,10 +117,13 @@ TOOL_FLAGS = {
 }
 
 
+@pytest.mark.needs("predict")
 @pytest.mark.slow
 @PROPERTY
 @given(flags=command_lines({**TOOL_FLAGS, "--top-k": numbers(st.integers(1, 10), ["0", "11", "x"])}))
 def test_predict_command_lines_exit_cleanly(flags, tmp_path_factory):
+    import predict
+
     image = tmp_path_factory.mktemp("predict") / "digit.png"
     if not image.exists():
         from PIL import Image, ImageDraw
@@ -143,28 +142,35 @@ def test_evaluate_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
     check(evaluate.main, ["--data-dir", str(data_dir), *[item for pair in flags for item in pair], "--out", str(out)])
 
 
+@pytest.mark.needs("export")
 @pytest.mark.slow
 @settings(PROPERTY, max_examples=6)
 @given(flags=command_lines({**TOOL_FLAGS, "--tolerance": numbers(st.floats(1e-4, 1.0), ["0", "-1", "nan"])}))
 def test_export_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
+    import export
+
     output = tmp_path_factory.mktemp("export") / "model.onnx"
     check(
         export.main, ["--data-dir", str(data_dir), *[item for pair in flags for item in pair], "--output", str(output)]
     )
 
 
+@pytest.mark.needs("search")
 @PROPERTY
 @given(
     seed_values=st.lists(numbers(st.integers(0, 9), ["-1", "x"]), max_size=3),
     jobs=st.sampled_from(["0", "-2", "x", ""]),
 )
 def test_seeds_refusals_exit_cleanly(seed_values, jobs, tmp_path_factory):
+    from scripts import seeds
+
     # Only refusals (a bad --jobs always): a valid sweep trains for minutes.
     argv = [*(["--seeds", *seed_values] if seed_values else []), "--jobs", jobs]
     code, stderr = run(seeds.main, [*argv, "--runs", str(tmp_path_factory.mktemp("runs"))])
     assert code == 2 and "Traceback" not in stderr, (argv, stderr)
 
 
+@pytest.mark.needs("demo")
 @PROPERTY
 @given(
     port=st.sampled_from(["0", "-1", "65536", "http", ""]),
@@ -172,11 +178,14 @@ def test_seeds_refusals_exit_cleanly(seed_values, jobs, tmp_path_factory):
     host=st.sampled_from(["127.0.0.1", "localhost"]),
 )
 def test_app_refusals_exit_cleanly(port, checkpoint, host):
+    import app
+
     # Only refusals (a bad --port always): a valid command line starts a server that runs until stopped.
     code, stderr = run(app.main, ["--port", port, "--checkpoint", checkpoint, "--host", host])
     assert code == 2 and "Traceback" not in stderr and "error: " in stderr.strip().splitlines()[-1], stderr
 
 
+@pytest.mark.needs("search")
 @PROPERTY
 @given(
     flags=command_lines(
@@ -190,6 +199,8 @@ def test_app_refusals_exit_cleanly(port, checkpoint, host):
     jobs=st.sampled_from(["0", "-2", "x", ""]),
 )
 def test_search_refusals_exit_cleanly(flags, jobs, tmp_path_factory):
+    from scripts import search
+
     # Only refusals (a bad --jobs always): a valid search trains.
     storage = f"sqlite:///{(tmp_path_factory.mktemp('study') / 'study.db').as_posix()}"
     argv = [*[item for pair in flags for item in pair], "--jobs", jobs, "--storage", storage]

@@ -14,17 +14,11 @@ from PIL import Image, ImageDraw
 import model as model_module
 import predict
 from compact_mnist import preprocess
-from compact_mnist.checkpoint import load_model
 from compact_mnist.data import STD
 from compact_mnist.drawings import TEMPLATES, draw, place, sideways
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model(MODEL_PATH)[0]
 
 
 def drawn(digit: int, seed: int = 0, width: int = 24) -> Image.Image:

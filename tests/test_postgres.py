@@ -3,8 +3,8 @@ dies mid-trial, and a password that never shows in a message or on any process's
 
 The server is a throw-away one that these tests start (Debian's `postgresql` package: `initdb` in a
 temporary folder, its own port) and stop by its pid; or, where $TEST_POSTGRES_URL names one (the GitHub
-workflow's `services: postgres`), that one. Without either the tests are skipped, except under CI, where a
-missing server is a failure: the CI installs one.
+workflow's `services: postgres`), that one. Without either the tests are skipped, except where
+$COMPACT_MNIST_TEST_ALL is set (.ci/run, the workflow), where a missing server is a failure.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import optuna
 import pytest
 
 from compact_mnist.webpage import free_port
-from conftest import missing_program
+from conftest import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-" + secrets.token_hex(8)
@@ -50,7 +50,7 @@ def server_url():
         pytest.skip("POSTGRES_TESTS=skip: this job leaves the server test to another")
     binaries = server_folder()
     if binaries is None:
-        missing_program("no PostgreSQL server here (initdb, postgres); install Debian's postgresql package")
+        missing("no PostgreSQL server here (initdb, postgres); install Debian's postgresql package")
     # The server refuses to run as root: then it runs as the postgres user, in a folder that user owns.
     as_user = {"user": "postgres"} if os.geteuid() == 0 else {}
     folder = Path(tempfile.mkdtemp(prefix="search-postgres-"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from compact_mnist import files, stamps
-from conftest import require_current
+from conftest import missing, require_current
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
@@ -20,8 +20,11 @@ BIN = Path(sys.executable).parent
 
 
 def tool(name: str) -> str:
-    """A command-line tool installed beside this Python (requirements.txt installs them)."""
-    return shutil.which(name, path=str(BIN)) or name  # ruff.exe in Scripts\ on Windows
+    """A command-line tool of the dev extra, installed beside this Python (ruff.exe in Scripts\\ on Windows)."""
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if not found:
+        missing(f'needs the dev extra ({name}): pip install -e ".[dev]"')
+    return found
 
 
 def test_there_is_a_workflow():
@@ -98,6 +101,7 @@ def test_readme_is_a_short_front_door():
     assert "python train.py" in first and "pytest -v" in first
 
 
+@pytest.mark.needs("export")  # huggingface_hub brings the YAML reader
 def test_the_model_card_has_the_yaml_header_the_hugging_face_hub_reads():
     import yaml
 

@@ -4,6 +4,7 @@ README's troubleshooting table."""
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import shutil
 import signal
@@ -19,13 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import evaluate
-import export
-import predict
 import train
 from compact_mnist.cli import UserError
 from compact_mnist.data import read_split
 from compact_mnist.files import load_checkpoint, write_atomic
-from conftest import cli
+from conftest import cli, of_its_layer
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
@@ -60,7 +59,7 @@ def assert_one_line(stderr: str, *fragments: str) -> None:
 # Data
 
 
-@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "export.py"])
+@pytest.mark.parametrize("script", [of_its_layer(name) for name in ("train.py", "evaluate.py", "export.py")])
 def test_missing_data_without_network_names_the_folder_and_both_settings(script, tmp_path):
     refused = "http://127.0.0.1:9"  # a proxy that refuses connections: no network, and never a download
     env = {**os.environ, "MNIST_DATA_DIR": str(tmp_path / "nowhere"), "HTTPS_PROXY": refused, "HTTP_PROXY": refused}
@@ -125,10 +124,11 @@ def bad_checkpoint(kind: str, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("kind", ["missing", "truncated", "random-bytes", "not-a-checkpoint", "arbitrary-code"])
-@pytest.mark.parametrize("main", [evaluate.main, predict.main, export.main], ids=["evaluate", "predict", "export"])
-def test_bad_checkpoint_is_one_line_and_never_unpickles_code(main, kind, tmp_path, capsys):
+@pytest.mark.parametrize("command", [of_its_layer(name) for name in ("evaluate", "predict", "export")])
+def test_bad_checkpoint_is_one_line_and_never_unpickles_code(command, kind, tmp_path, capsys):
     path = bad_checkpoint(kind, tmp_path)
-    argv = ["--checkpoint", str(path)] + ([str(tmp_path)] if main is predict.main else [])
+    argv = ["--checkpoint", str(path)] + ([str(tmp_path)] if command == "predict" else [])
+    main = importlib.import_module(command).main
     with warnings.catch_warnings(record=True) as warned:  # a warning would be a second line on a terminal
         warnings.simplefilter("always")
         code, stderr = cli(main, argv, capsys)
@@ -191,26 +191,12 @@ def test_bad_flag_is_a_usage_error_before_anything_starts(flags, message, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "train",
-        "predict",
-        "evaluate",
-        "export",
-        "app",
-        "scripts.seeds",
-        "scripts.search",
-        "scripts.reading_rate",
-        "scripts.reading_examples",
-        "scripts.frontier",
-        "benchmarks.bench_onnx",
-        "benchmarks.bench_demo",
-    ],
-)
-def test_every_command_answers_a_usage_error_in_one_line_that_points_at_help(module, capsys):
-    import importlib
+COMMANDS = ["train", "predict", "evaluate", "export", "app", "scripts.seeds", "scripts.search", "scripts.frontier"]
+COMMANDS += ["scripts.reading_rate", "scripts.reading_examples", "benchmarks.bench_onnx", "benchmarks.bench_demo"]
 
+
+@pytest.mark.parametrize("module", [of_its_layer(name) for name in COMMANDS])
+def test_every_command_answers_a_usage_error_in_one_line_that_points_at_help(module, capsys):
     with pytest.raises(SystemExit) as exit_info:
         importlib.import_module(module).main(["digit.png"] * (module == "predict") + ["--no-such-flag"])
     assert exit_info.value.code == 2
@@ -247,6 +233,7 @@ def test_unwritable_report_folder_is_one_line(tmp_path, capsys):
     assert_one_line(stderr, "could not write", str(blocker / "reports"))
 
 
+@pytest.mark.needs("search")
 def test_comparing_with_an_entry_the_report_lacks_is_refused_before_training(tmp_path, capsys):
     from scripts import seeds
 
@@ -269,6 +256,7 @@ def test_comparing_with_an_entry_the_report_lacks_is_refused_before_training(tmp
         ),
     ],
 )
+@pytest.mark.needs("search")
 def test_a_seeds_entry_named_after_a_preset_must_train_that_preset(flags, message, tmp_path, capsys):
     from scripts import seeds
 

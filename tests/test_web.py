@@ -2,8 +2,8 @@
 Chromium draws on it, chooses files for it and reads through it, every request staying on the page's origin.
 
 The browser tests need Node with `npm ci --prefix web` (the page's build) and Chromium. Where either is missing
-they are skipped with the reason, except under CI, where that is a failure unless WEB_TESTS=skip says that
-another job runs them (the GitHub workflow's web job).
+they are skipped with the reason, except where $COMPACT_MNIST_TEST_ALL is set (.ci/run, the workflow), where that
+is a failure unless WEB_TESTS=skip says that another job runs them (the GitHub workflow's web job).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from PIL import Image
+from support import chromium
 
 from compact_mnist import data, preprocess, webpage
 from compact_mnist.drawings import FONTS, browser_pictures, typed, validation_sample, write
-from conftest import chromium, missing_program
+from conftest import missing
 
 MODEL_INT8 = webpage.WEB.parent / "models" / "mnist_model.int8.onnx"
 POLICY = (
@@ -55,7 +56,7 @@ def site(tmp_path_factory) -> str:
     if os.environ.get("WEB_TESTS") == "skip":
         pytest.skip("WEB_TESTS=skip: this job leaves the page's tests to another")
     if reason := webpage.missing():
-        missing_program(reason)
+        missing(reason)
     with webpage.served(tmp_path_factory.mktemp("site")) as url:
         yield url
 
