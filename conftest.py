@@ -79,6 +79,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             needs(layer)
 
 
+def train_into(folder: Path, data_dir: Path, flags: str) -> int:
+    """train.py's exit code for `flags`, training on the CPU into `folder`, in this process."""
+    import train
+
+    return train.main([*flags.split(), "--device", "cpu", "--data-dir", str(data_dir), "--out-dir", str(folder)])
+
+
 def run_script(*args: str) -> subprocess.CompletedProcess:
     """A project script run as its command line runs it, from the project's folder."""
     return subprocess.run([sys.executable, *args], cwd=COMMITTED_MODEL.parent.parent, capture_output=True, text=True)

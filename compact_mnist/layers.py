@@ -31,7 +31,8 @@ KIT = Layer(
     ("model", "train", "evaluate")
     + tuple(f"compact_mnist.{name}" for name in ("cli", "data", "files", "recipe", "memory", "checkpoint", "goals"))
     + ("compact_mnist.plots", "compact_mnist.stamps", "compact_mnist.layers", "scripts.reference_runs")
-    + ("scripts.render_readme", "benchmarks.bench_train", "benchmarks.bench_startup", "benchmarks.bench_install"),
+    + ("scripts.render_readme", "benchmarks.bench_train", "benchmarks.bench_startup")
+    + ("benchmarks.bench_install", "benchmarks.bench_suite"),
     ("torch", "torchvision", "numpy", "pillow", "tqdm", "torchsummary", "matplotlib"),
 )
 LAYERS = {

@@ -1,6 +1,6 @@
 """Why the default works: take away one of its parts at a time and measure what that costs.
 
-    python scripts/ablation.py          # about an hour on 2 CPU cores; writes reports/ablation.json and .md
+    python scripts/ablation.py          # about 90 minutes on 2 CPU cores; writes reports/ablation.json and .md
 
 Each entry trains the default recipe with one change, on the same seeds (0 to 3, one thread each, two at a
 time) through scripts/seeds.py, beside the default itself, so that validation accuracy is compared seed by
