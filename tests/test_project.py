@@ -91,6 +91,9 @@ def test_readme_is_a_short_front_door():
     assert len(lines) <= 300, f"README.md has {len(lines)} lines; move long tables and history to docs/"
     first = "\n".join(lines[:40])
     assert "python train.py" in first and "pytest -v" in first
+    assert "pip install -r requirements.txt" in first and 'pip install -e ".[test]"' in first, "both set-ups"
+    text = "\n".join(lines)
+    assert text.index("<!-- BEGIN network -->") < text.index("<!-- BEGIN seeds -->"), "the network before results"
 
 
 @pytest.mark.needs("export")  # huggingface_hub brings the YAML reader
