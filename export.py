@@ -63,7 +63,7 @@ def export_onnx(model: torch.nn.Module) -> bytes:
 
 
 def stamp(onnx_bytes: bytes, checkpoint: Path) -> bytes:
-    """The ONNX model with the checkpoint it was exported from recorded in its metadata (checkpoint.fingerprint)."""
+    """The ONNX model with the checkpoint it was exported from recorded in its metadata (files.fingerprint)."""
     import onnx
 
     proto = onnx.load_from_string(onnx_bytes)

@@ -58,9 +58,14 @@ def parse_args(argv: list[str] | None = None, *, exit_on_error: bool = True) -> 
     add = parser.add_argument
     add("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="auto picks CUDA, then MPS, then CPU")
     add_data_dir_argument(parser)
-    add("--out-dir", type=Path, default=Path("models"), help="where the model, metrics and resume file go")
+    add(
+        "--out-dir",
+        type=Path,
+        help="where the model, metrics and resume file go (default: models/; with --resume, the resume file's)",
+    )
     add("--resume", type=Path, default=None, help="continue a run from the resume.pth it wrote after its last epoch")
     args = parser.parse_args(argv)
+    args.out_dir = args.out_dir or (args.resume.parent if args.resume else Path("models"))
     given = given_values(args)
     args.recipe = resumed(args.resume, given) if args.resume else for_model(**given)
     problems = args.recipe.problems()
@@ -80,22 +85,34 @@ def resumed(path: Path, given: dict[str, Any]) -> Recipe:
     state = load_checkpoint(path, ("state_dict", "resume"))["resume"]
     try:
         recipe = Recipe.recorded(state["recipe"])
-    except (KeyError, TypeError):
-        raise UserError(f"{path} is not a resume checkpoint written by train.py (no recipe)") from None
+        Net(recipe.model, recipe.dropout, recipe.batchnorm, recipe.head)
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{path} is not a resume checkpoint written by train.py (no recipe it can train)") from None
+    if given.get("model") and parse_spec(given["model"]) == parse_spec(recipe.model):
+        given["model"] = recipe.model  # the same network, named as a preset or written out
     metadata = {item.name: item.metadata for item in FIELDS}
     fixed = [
-        f"--{name.replace('_', '-')} {value} (the run has {getattr(recipe, name)})"
+        f"{flag(name, value)} (the run has {flag(name, getattr(recipe, name), bare=True)})"
         for name, value in given.items()
         if value != getattr(recipe, name)
         and not metadata[name]["resume"]
-        and not (name == "epochs" and recipe.schedule == "constant")
+        and not (name == "epochs" and recipe.schedule == "constant" and value >= state["epoch"])
     ]
     if fixed:
         raise UserError(
             f"{', '.join(fixed)} cannot change a run in progress: its network, data, optimizer and random streams "
-            "are set at the start, and OneCycleLR fixes its total steps then; drop them, or start a new run"
+            "are set at the start, OneCycleLR fixes its total steps then, and finished epochs stay finished; drop "
+            "them, or start a new run"
         )
     return dataclasses.replace(recipe, **given)
+
+
+def flag(name: str, value: Any, bare: bool = False) -> str:
+    """A recipe value as the flag that gives it ("--lr 0.1", "--no-batchnorm"), or with `bare` just the value."""
+    option = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{option}" if value else f"--no-{option}"
+    return str(value) if bare else f"--{option} {value}"
 
 
 def pick_device(name: str, parser: argparse.ArgumentParser) -> torch.device:
@@ -137,7 +154,7 @@ def make_optimizer(
     model: nn.Module, recipe: Recipe, steps_per_epoch: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """SGD with Nesterov momentum (plain SGD at momentum 0), driven by a OneCycleLR schedule stepped once per
-    batch, or by a constant learning rate."""
+    batch, which also cycles the momentum between 0.95 and 0.85 (torch's default), or by a constant learning rate."""
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=recipe.lr,
@@ -148,7 +165,11 @@ def make_optimizer(
     if recipe.schedule == "constant":
         return optimizer, torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
+        optimizer,
+        max_lr=recipe.lr,
+        epochs=recipe.epochs,
+        steps_per_epoch=steps_per_epoch,
+        cycle_momentum=recipe.momentum > 0,
     )
     return optimizer, scheduler
 
@@ -167,7 +188,8 @@ def set_rng_states(states: dict[str, Any], generator: torch.Generator, seed: int
     """Restore what `rng_states` saved. A data generator saved on another device type cannot be restored here: the
     data is then drawn from a new stream, seeded from `seed`, and the run says so."""
     torch.set_rng_state(states["torch"])
-    saved_on = states.get("device", generator.device.type)
+    # Files from before the device was recorded: a CUDA generator's state is 16 bytes, a CPU one's 5,056.
+    saved_on = states.get("device") or ("cuda" if states["data"].numel() == 16 else "cpu")
     if saved_on == generator.device.type:
         generator.set_state(states["data"])
     else:
@@ -176,8 +198,9 @@ def set_rng_states(states: dict[str, Any], generator: torch.Generator, seed: int
             f"resuming on {generator.device.type} a run saved on {saved_on}: its data order and augmentation "
             "continue on a new random stream (a resumed run is bit-identical only on the device it started on)"
         )
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if "cuda" in states and torch.cuda.is_available():  # as many GPUs as this machine has of those saved
+        for index, state in enumerate(states["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
     if "mps" in states and torch.backends.mps.is_available():
         torch.mps.set_rng_state(states["mps"])
 
@@ -284,11 +307,41 @@ def evaluated(model: nn.Module, final_model: nn.Module, data: MnistTensors, reco
 
 
 class Interrupted(Exception):
-    """Ctrl-C during `fit`, after `epoch` complete epochs."""
+    """Ctrl-C during `fit`: `saved`, the resume file that holds the last complete epoch, `epoch` (None before the
+    first)."""
 
-    def __init__(self, epoch: int) -> None:
+    def __init__(self, epoch: int, saved: Path | None) -> None:
         super().__init__(f"interrupted after epoch {epoch}")
-        self.epoch = epoch
+        self.epoch, self.saved = epoch, saved
+
+
+def restore(
+    path: Path,
+    recipe: Recipe,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    averaged: AveragedModel | None,
+) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    """Load the resume file at `path` into training's state: the weights and their average, the optimizer, the
+    schedule and the random generators. Returns the finished epochs' records, and the recipe values that `recipe`
+    changes from the run's own (each as [before, after])."""
+    checkpoint = load_checkpoint(path, ("state_dict", "resume"))
+    try:
+        state = checkpoint["resume"]
+        model.load_state_dict(checkpoint["state_dict"])
+        if averaged is not None:
+            averaged.load_state_dict(state["averaged"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_states(state["rng"], generator, recipe.seed + len(state["history"]))
+        history, before = state["history"], Recipe.recorded(state["recipe"])
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        raise UserError(f"{path} is a damaged resume checkpoint; start again without --resume") from None
+    print(f"resuming {path} after epoch {len(history)} of {recipe.epochs}")
+    values = [(item.name, getattr(before, item.name), getattr(recipe, item.name)) for item in FIELDS]
+    return history, {name: [old, new] for name, old, new in values if old != new}
 
 
 def fit(
@@ -313,21 +366,11 @@ def fit(
     optimizer, scheduler = make_optimizer(model, recipe, steps_per_epoch=steps)
     averaged = weight_average(model, recipe.ema) if recipe.ema else None
     history: list[dict[str, Any]] = []
+    changed: dict[str, list[Any]] = {}  # the recipe values that a resumed run changed: noted in its next record
     if resume:
-        checkpoint = load_checkpoint(resume, ("state_dict", "resume"))
-        try:
-            state = checkpoint["resume"]
-            model.load_state_dict(checkpoint["state_dict"])
-            if averaged is not None:
-                averaged.load_state_dict(state["averaged"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            set_rng_states(state["rng"], generator, recipe.seed + len(state["history"]))
-            history = state["history"]
-        except (KeyError, TypeError, ValueError, RuntimeError):
-            raise UserError(f"{resume} is a damaged resume checkpoint; start again without --resume") from None
-        print(f"resuming {resume} after epoch {len(history)} of {recipe.epochs}")
+        history, changed = restore(resume, recipe, model, optimizer, scheduler, generator, averaged)
     final_model: nn.Module = model if averaged is None else averaged.module
+    saved = (len(history), resume)
     try:
         for epoch in range(len(history) + 1, recipe.epochs + 1):
             started, lr = time.perf_counter(), scheduler.get_last_lr()[0]
@@ -337,15 +380,18 @@ def fit(
             final_model = model if averaged is None else refresh_batchnorm(averaged, data.train_images)
             record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc)
             history.append(evaluated(model, final_model, data, record) | dict(seconds=time.perf_counter() - started))
+            if changed:
+                history[-1]["changed_on_resume"], changed = changed, {}
             if state_file:
                 state = dict(epoch=epoch, history=history, rng=rng_states(generator), recipe=recipe.as_dict())
                 state |= dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
                 state["averaged"] = averaged.state_dict() if averaged is not None else None
                 save_atomic({"state_dict": model.state_dict(), "resume": state}, state_file)
+                saved = (epoch, state_file)
             if on_epoch:
                 on_epoch(history[-1])
     except KeyboardInterrupt:
-        raise Interrupted(len(history)) from None
+        raise Interrupted(*saved) from None
     return final_model, history
 
 
@@ -415,6 +461,12 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
         (out / ".write-test").unlink()
     except (OSError, UserError):
         raise UserError(f"cannot write to {out}/; choose another folder with --out-dir") from None
+    state_file = out / "resume.pth"
+    if state_file.exists() and not (args.resume and args.resume.resolve() == state_file.resolve()):
+        raise UserError(
+            f"{state_file} holds an unfinished run, which this one would replace; continue it with: python train.py "
+            f"--resume {state_file}, or delete it, or choose another --out-dir"
+        )
     data = load_mnist(resolve_data_dir(args.data_dir), args.device, recipe.train_limit, val_size=recipe.val_size)
     from torchsummary import summary  # here, so that --help and usage errors answer at the speed of `import torch`
 
@@ -432,16 +484,15 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
         if on_epoch:
             on_epoch(record)
 
-    state_file = out / "resume.pth"
     try:
         model, history = fit(recipe, data, args.device, report, args.resume, state_file)
     except Interrupted as interrupted:
-        if not interrupted.epoch:
+        if interrupted.saved is None:
             print("\ninterrupted in the first epoch; nothing to resume")
         else:
             print(
-                f"\ninterrupted; {state_file} holds epoch {interrupted.epoch}. "
-                f"Continue with: python train.py --resume {state_file} --out-dir {out}"
+                f"\ninterrupted; {interrupted.saved} holds epoch {interrupted.epoch}. "
+                f"Continue with: python train.py --resume {interrupted.saved} --out-dir {out}"
             )
         return 130
     meta = run_record(recipe, model, history, args.device, time.perf_counter() - started, bool(args.resume))
@@ -450,10 +501,12 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
     save_curves(history, out / "training_curves.png")
     stamp(out / "training_curves.png", [out / "metrics.json"], "python train.py")
     state_file.unlink(missing_ok=True)
+    elsewhere = args.resume and args.resume.resolve() != state_file.resolve()
+    kept = f"; {args.resume}, which it continued from, is as it was" if elsewhere else ""
     print(
         f"saved {out / 'mnist_model.pth'}: {meta['params']:,} parameters, val {percent(meta['val_accuracy']).strip()}, "
         f"test {meta['test_accuracy']:.2f}%, {meta['train_seconds']:.0f} s in all; "
-        f"removed {state_file}, which a finished run no longer needs"
+        f"removed {state_file}, which a finished run no longer needs{kept}"
     )
     return 0
 

@@ -44,9 +44,11 @@ def write_atomic(data: bytes, path: Path) -> None:
         # mkstemp makes the file private (0600); give it the mode a plain open() would, or the old file's.
         os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except OSError as error:
+    except BaseException as error:  # Ctrl-C during the write too: no temporary file is left behind
         if tmp:
             Path(tmp).unlink(missing_ok=True)
+        if not isinstance(error, OSError):
+            raise
         reason = error.strerror or error
         raise UserError(f"could not write {path} ({reason}); the previous file is unchanged") from None
 

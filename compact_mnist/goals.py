@@ -4,11 +4,12 @@ which preset, if any, a recipe or a run's record is."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from compact_mnist.recipe import FIELDS, Recipe, for_model
-from model import PRESETS
+from compact_mnist.recipe import Recipe, for_model
+from model import PRESETS, parse_spec
 
 TARGET_ACCURACY = 99.40  # what every retrained model must reach on the 10,000 test images (test_model.py)
 PARAMETER_LIMIT = 20_000  # every preset stays under it
@@ -37,12 +38,10 @@ GOALS = {
 def preset_of(recipe: Recipe) -> str | None:
     """The name of the preset whose whole recipe `recipe` is (its model a name or the layer spec), seed aside; None
     if there is none: a preset's network trained with another recipe is not that preset."""
-    for name, spec in PRESETS.items():
-        if recipe.model in (name, spec) and all(
-            getattr(recipe, item.name) == getattr(for_model(name), item.name)
-            for item in FIELDS
-            if item.name not in (*NOT_THE_RECIPE, "model")
-        ):
+    spec = ",".join(parse_spec(recipe.model))
+    for name in PRESETS:
+        same = dataclasses.replace(recipe, model=name, **{field: getattr(Recipe(), field) for field in NOT_THE_RECIPE})
+        if spec == PRESETS[name] and same == for_model(name):
             return name
     return None
 

@@ -20,6 +20,7 @@ from compact_mnist.data import ROTATION_DEGREES, SHIFT_PIXELS, TRAIN_IMAGES, VAL
 from model import HEADS, PRESETS, Net, parse_spec
 
 SCHEDULES = ("onecycle", "constant")
+MOMENTUM = 0.9  # the middle of the range OneCycleLR cycles momentum over
 NET = inspect.signature(Net).parameters  # the network's own defaults are the recipe's
 # What each preset trains with where it differs from Recipe(), the default's recipe.
 PRESET_RECIPES: dict[str, dict[str, Any]] = {
@@ -45,7 +46,13 @@ class Recipe:
     epochs: int = option(20, "training epochs", kind=int, above=0, at_most=1000)
     batch_size: int = option(256, "images per step; BatchNorm needs at least 2", kind=int, at_least=2, at_most=60_000)
     lr: float = option(0.4, "peak learning rate of OneCycleLR", kind=float, above=0, at_most=1000)
-    momentum: float = option(0.9, "SGD momentum (Nesterov's when above 0)", kind=float, at_least=0, below=1)
+    momentum: float = option(
+        MOMENTUM,
+        "SGD's Nesterov momentum, 0 for none; OneCycleLR cycles it from 0.95 to 0.85 and back itself",
+        kind=float,
+        at_least=0,
+        below=1,
+    )
     weight_decay: float = option(5e-4, "SGD weight decay", kind=float, at_least=0, at_most=1)
     label_smoothing: float = option(0.1, "label smoothing", kind=float, at_least=0, below=1, resume=True)
     dropout: float = option(NET["dropout"].default, "dropout before the linear layer", kind=float, at_least=0, below=1)
@@ -103,9 +110,14 @@ class Recipe:
         None, "use only this many training images (quick checks)", kind=int, at_least=2, at_most=TRAIN_IMAGES
     )
 
+    @property
+    def augmenting(self) -> bool:
+        """Whether any epoch is augmented."""
+        return self.augment and self.augment_strength > 0
+
     def augmented(self, epoch: int) -> bool:
         """Whether epoch `epoch` (from 1) trains on augmented images: the last `clean_epochs` do not."""
-        return self.augment and self.augment_strength > 0 and epoch <= self.epochs - self.clean_epochs
+        return self.augmenting and epoch <= self.epochs - self.clean_epochs
 
     @property
     def train_size(self) -> int:
@@ -115,11 +127,16 @@ class Recipe:
     def problems(self) -> list[str]:
         """What makes this recipe untrainable, each naming the flag to change; empty when it trains."""
         found = []
-        if self.augment and self.augment_strength > 0 and self.clean_epochs >= self.epochs:
+        if self.augmenting and self.clean_epochs >= self.epochs:
             source = f" ({self.model}'s recipe)" if "clean_epochs" in PRESET_RECIPES.get(self.model, {}) else ""
             found.append(
                 f"--clean-epochs {self.clean_epochs}{source} leaves no augmented epoch of --epochs {self.epochs}; "
                 f"pass --clean-epochs below {self.epochs}, or --no-augment to train without augmentation"
+            )
+        if self.schedule == "onecycle" and self.momentum not in (0, MOMENTUM):
+            found.append(
+                f"--momentum {self.momentum} has no effect under OneCycleLR, which cycles momentum from 0.95 to 0.85 "
+                "and back itself; pass --schedule constant to set it, or --momentum 0 for none"
             )
         if self.batch_size > self.train_size:
             limit = " (--train-limit)" if self.train_limit else ""

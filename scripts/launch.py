@@ -63,6 +63,8 @@ def finished_run(train_args: list[str], out: Path) -> dict | None:
         recorded = recorded_recipe(metrics["meta"])
     except (ValueError, KeyError, TypeError):  # not written by train.py, or cut short: train again
         return None
+    if any("changed_on_resume" in record for record in metrics.get("history", [])):
+        return None  # resumed with another recipe part of the way: not a run of either
     return metrics if recorded == wanted_recipe(train_args) else None
 
 
@@ -120,9 +122,8 @@ def printed(accuracy: float | None) -> float | None:
 
 
 def worker(argv: list[str]) -> int:
-    """The worker process: train.py's `main`, sending its messages as JSON lines on stdout (`argv` ends with
-    --out-dir OUT). Everything else that writes to stdout, print or C library alike, is sent to stderr, the log, so
-    that stdout carries only messages."""
+    """The worker process: train.py's `main`, sending its messages as JSON lines on stdout. Everything else that
+    writes to stdout, print or C library alike, is sent to stderr, the log, so that stdout carries only messages."""
     sys.argv[0] = str(ROOT / "train.py")  # its usage errors name the command the user knows
     messages = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     sys.stdout.flush()
@@ -136,7 +137,7 @@ def worker(argv: list[str]) -> int:
 
     code = train.main(argv, on_epoch=lambda record: send({"epoch": record}))
     if code == 0:
-        send({"metrics": json.loads((Path(argv[-1]) / "metrics.json").read_text())})
+        send({"metrics": json.loads((train.parse_args(argv).out_dir / "metrics.json").read_text())})
     return code
 
 

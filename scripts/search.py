@@ -31,6 +31,8 @@ from pathlib import Path
 
 from compact_mnist.cli import ArgumentParser, UsageError, UserError, number, positive_int, run_cli
 from compact_mnist.files import stamp, write_atomic
+from compact_mnist.goals import NOT_THE_RECIPE
+from compact_mnist.recipe import Recipe
 from model import Net, count_parameters
 from scripts.launch import RunFailed, RunStopped, train_run
 
@@ -314,11 +316,11 @@ def start_worker(args: argparse.Namespace, url: str, trials: int, threads: int) 
     return subprocess.Popen([*command, "--", *args.train_args], cwd=ROOT, env=env)
 
 
-def base_recipe(train_args: list[str]) -> dict:
+def base_recipe(train_args: list[str]) -> Recipe:
     """What every trial trains apart from the searched values: train.py's recipe for a layer spec with these flags."""
     import train
 
-    return train.parse_args(["--model", SMALLEST_SPEC, *train_args], exit_on_error=False).recipe.as_dict()
+    return train.parse_args(["--model", SMALLEST_SPEC, *train_args], exit_on_error=False).recipe
 
 
 def check_same_trials(study, args: argparse.Namespace) -> None:
@@ -326,27 +328,31 @@ def check_same_trials(study, args: argparse.Namespace) -> None:
     would share a Pareto front and a per-epoch pruner with trials scored differently). Recipes are compared, not
     flags: the same flags can train another recipe after a default changes. A study stored before its recipe was
     trained its layer specs without elastic distortion unless its flags asked for it."""
-    asked = {"recipe": base_recipe(args.train_args), "seeds": args.seeds}
+    asked = base_recipe(args.train_args)
     stored = study.user_attrs  # one read of the storage
-    stored_flags = stored.get("train_args", args.train_args)
-    if "train_args" not in stored:
-        study.set_user_attr("train_args", args.train_args)
-    elif "recipe" not in stored:
-        old = stored["train_args"]
-        stored = {**stored, "recipe": base_recipe(old + ([] if "--elastic" in old else ["--elastic", "0"]))}
-    for key, value in asked.items():
-        if key not in stored:  # a new study, or one from before its seeds were stored
+    flags = stored.get("train_args", args.train_args)
+    if "recipe" in stored:
+        recipe = Recipe.recorded(stored["recipe"])
+    else:
+        if "train_args" in stored and not any(flag.split("=")[0] == "--elastic" for flag in flags):
+            flags = [*flags, "--elastic", "0"]
+        recipe = base_recipe(flags)
+        study.set_user_attr("recipe", recipe.as_dict())
+    for key, value in {"train_args": flags, "seeds": args.seeds}.items():
+        if key not in stored:
             study.set_user_attr(key, value)
-    stored = {key: stored.get(key, value) for key, value in asked.items()}
-    if stored != asked:
-        differ = {key: (stored["recipe"][key], value) for key, value in asked["recipe"].items()}
-        differ = {key: pair for key, pair in differ.items() if pair[0] != pair[1]}
-        if stored["seeds"] != asked["seeds"]:
-            differ["seeds"] = (stored["seeds"], asked["seeds"])
+    differ = {
+        name: (old, new)
+        for name, old in recipe.as_dict().items()
+        if name not in NOT_THE_RECIPE and old != (new := getattr(asked, name))
+    }
+    if stored.get("seeds", args.seeds) != args.seeds:
+        differ["seeds"] = (stored["seeds"], args.seeds)
+    if differ:
         words = "; ".join(f"{key.replace('_', ' ')} {old} there, {new} here" for key, (old, new) in differ.items())
         raise UserError(
             f"study {args.study!r} trains other trials ({words}); run it with the study's recipe "
-            f"(`-- {' '.join(stored_flags)}`), or start a new --study"
+            f"(`-- {' '.join(flags)}`), or start a new --study"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import json
 import os
 import shutil
 import signal
@@ -170,6 +171,7 @@ def test_resume_refuses_a_model_checkpoint(tmp_path, capsys):
         (["--lr", "0"], "--lr"), (["--lr", "-0.1"], "--lr"), (["--lr", "nan"], "--lr"), (["--lr", "fast"], "--lr"),
         (["--device", "tpu"], "--device"), (["--model", "8,X"], "--model"),
         (["--momentum", "-1"], "--momentum: must be at least 0 and below 1"),
+        (["--momentum", "0.95"], "--momentum 0.95 has no effect under OneCycleLR"),
         (["--weight-decay", "-5"], "--weight-decay: must be at least 0"),
         (["--dropout", "1.5"], "--dropout: must be at least 0 and below 1"),
         (["--label-smoothing", "2"], "--label-smoothing: must be at least 0 and below 1"),
@@ -402,7 +404,18 @@ def test_a_run_saved_on_another_device_resumes_on_a_new_random_stream(stopped_ru
     # What a CUDA run saves: its data generator's state, which a CPU generator cannot take.
     checkpoint["resume"]["rng"] |= dict(device="cuda", data=torch.zeros(16, dtype=torch.uint8))
     torch.save(checkpoint, tmp_path / "cuda.pth")
-    argv = ["--resume", str(tmp_path / "cuda.pth"), "--device", "cpu", "--data-dir", str(data_dir)]
-    assert train.main([*argv, "--out-dir", str(tmp_path)]) == 0
-    assert "resuming on cpu a run saved on cuda" in capsys.readouterr().out
+    argv = ["--resume", str(tmp_path / "cuda.pth"), "--device", "cpu", "--data-dir", str(data_dir), "--elastic", "0"]
+    assert train.main(argv) == 0, "the resume file's folder is the run's"
+    out = capsys.readouterr().out
+    assert "resuming on cpu a run saved on cuda" in out and "cuda.pth, which it continued from, is as it was" in out
     assert (tmp_path / "mnist_model.pth").is_file() and not (tmp_path / "resume.pth").exists()
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert history[-1]["changed_on_resume"] == {"elastic": [1.25, 0.0]}, "the record says what the resume changed"
+
+
+@pytest.mark.slow
+def test_a_new_run_never_replaces_an_unfinished_runs_resume_file(stopped_run, capsys):
+    code, stderr = cli(train.main, ["--out-dir", str(stopped_run)], capsys)
+    assert code == 2
+    assert_one_line(stderr, "resume.pth holds an unfinished run", "--resume")
+    assert load_checkpoint(stopped_run / "resume.pth", ("state_dict", "resume"))["resume"]["epoch"] == 1

@@ -204,4 +204,8 @@ def test_a_study_compares_recipes_not_flags_and_an_older_one_trained_specs_witho
     new = StoredStudy()
     search.check_same_trials(new, args)
     assert new.user_attrs["recipe"]["elastic"] == 1.25 and new.user_attrs["train_args"] == flags
+    refused = StoredStudy(train_args=flags, seeds=1)
+    with pytest.raises(UserError, match="with the study's recipe \\(`-- --epochs 1 --device cpu --elastic 0`\\)"):
+        search.check_same_trials(refused, args)
+    assert refused.user_attrs["recipe"]["elastic"] == 0, "an older study's recipe is stored as it trained"
     search.check_same_trials(new, argparse.Namespace(study="new", seeds=1, train_args=[*flags, "--elastic", "1.25"]))
