@@ -253,7 +253,7 @@ def recipe() -> str:
         f"{TRAIN_IMAGES - default.val_size:,} for training and {default.val_size:,} for validation. "
         "All images live as normalized tensors on the device; "
         f"each batch is augmented in one `grid_sample` call: {augmentation}.\n"
-        f"- **Recipe.** SGD with Nesterov momentum {default.momentum:g}, OneCycleLR to a peak learning rate of "
+        f"- **Recipe.** SGD with Nesterov momentum, OneCycleLR to a peak learning rate of "
         f"{default.lr:g}, batch {default.batch_size}, weight decay {default.weight_decay:g}, label smoothing "
         f"{default.label_smoothing:g}, dropout {default.dropout:g}, {default.epochs} epochs; where the other presets "
         f"differ: {'; '.join(changes)} (`compact_mnist.recipe.PRESET_RECIPES`). On a CPU the network is stored "
