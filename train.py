@@ -307,8 +307,7 @@ def evaluated(model: nn.Module, final_model: nn.Module, data: MnistTensors, reco
 
 
 class Interrupted(Exception):
-    """Ctrl-C during `fit`: `saved`, the resume file that holds the last complete epoch, `epoch` (None before the
-    first)."""
+    """Ctrl-C during `fit`: the file `saved` (None: no file yet) holds epoch `epoch`, the last complete one."""
 
     def __init__(self, epoch: int, saved: Path | None) -> None:
         super().__init__(f"interrupted after epoch {epoch}")
@@ -370,7 +369,8 @@ def fit(
     if resume:
         history, changed = restore(resume, recipe, model, optimizer, scheduler, generator, averaged)
     final_model: nn.Module = model if averaged is None else averaged.module
-    saved = (len(history), resume)
+    first = len(history)
+    saved = (first, resume)  # the last finished epoch, and the file that holds it
     try:
         for epoch in range(len(history) + 1, recipe.epochs + 1):
             started, lr = time.perf_counter(), scheduler.get_last_lr()[0]
@@ -392,6 +392,10 @@ def fit(
                 on_epoch(history[-1])
     except KeyboardInterrupt:
         raise Interrupted(*saved) from None
+    except UserError:  # the loss diverged: this run's resume file could only continue it at the same --lr
+        if state_file is not None and saved[1] == state_file and saved[0] > first:
+            state_file.unlink()
+        raise
     return final_model, history
 
 
