@@ -94,6 +94,10 @@ def install() -> str:
     )
 
 
+def runs(seconds: list[float]) -> str:
+    return "one run" if len(seconds) == 1 else f"median of {len(seconds)} runs"
+
+
 def timings() -> str:
     """How long training, the installs and the suite take here, from the files their scripts write."""
     meta = json.loads((ROOT / "models" / "metrics.json").read_text(encoding="utf-8"))["meta"]
@@ -104,8 +108,9 @@ def timings() -> str:
         today = json.loads(suite_file.read_text(encoding="utf-8"))["today"]
         full, fast = today["pytest -v"], today['pytest -m "not slow"']
         suite = (
-            f"`pytest -v` takes {full['median_seconds']:.0f} s ({full['outcome']}; median of {len(full['seconds'])} "
-            f'runs, `python benchmarks/bench_suite.py`), `pytest -m "not slow"` {fast["median_seconds"]:.0f} s'
+            f"`pytest -v` takes {full['median_seconds']:.0f} s ({re.sub(r' in [0-9.]+s.*', '', full['outcome'])}; "
+            f'{runs(full["seconds"])}, `python benchmarks/bench_suite.py`), `pytest -m "not slow"` '
+            f"{fast['median_seconds']:.0f} s"
         )
     return (
         f"On this 2-core machine ({meta['machine']}): {suite}. The committed model trained in "
