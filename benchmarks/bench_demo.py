@@ -14,7 +14,6 @@ round's, so that the comparison holds while the machine's speed drifts.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -29,7 +28,7 @@ import torch
 from app import CONCURRENCY
 from compact_mnist.cli import ArgumentParser, positive_int, run_cli
 from compact_mnist.drawings import TEMPLATES, draw, place
-from compact_mnist.files import write_atomic
+from compact_mnist.files import write_report
 from compact_mnist.webpage import Demo
 from train import machine_name
 
@@ -193,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         results=results,
         all_rounds=rounds,
     )
-    write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
-    write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
+    write_report(report, markdown(report), args.out)
     return 0
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from compact_mnist.cli import ArgumentParser, run_cli
-from compact_mnist.files import write_atomic
+from compact_mnist.files import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLS = {"kit": ["-e", ".[test]"], "everything": ["-r", "requirements.txt"]}
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {results['installs'][name]['distributions']} distributions", flush=True)
     if args.cpu_wheel:
         results["cpu_wheel"] = dict(name=args.cpu_wheel.name, megabytes=round(args.cpu_wheel.stat().st_size / 1e6, 1))
-    write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out)
-    write_atomic(markdown(results).encode(), args.out.with_suffix(".md"))
+    write_report(results, markdown(results), args.out)
     print(markdown(results))
     return 0
 

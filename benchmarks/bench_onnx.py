@@ -13,7 +13,6 @@ all 10,000 test images. The results go to benchmarks/onnx.json and benchmarks/on
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -25,7 +24,7 @@ import torch
 from compact_mnist.checkpoint import load_model
 from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
-from compact_mnist.files import write_atomic
+from compact_mnist.files import write_report
 from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8
 from model import predict
 from train import machine_name
@@ -123,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         images_per_round=args.images,
         rows=rows,
     )
-    write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out)
-    write_atomic(markdown(results).encode(), args.out.with_suffix(".md"))
+    write_report(results, markdown(results), args.out)
     print(markdown(results))
     return 0
 

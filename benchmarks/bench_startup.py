@@ -11,7 +11,6 @@ baseline go to benchmarks/startup.json and benchmarks/startup.md.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 from compact_mnist.cli import ArgumentParser, positive_int, run_cli
-from compact_mnist.files import write_atomic
+from compact_mnist.files import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,8 +64,7 @@ def main() -> int:
         for name, runs in timings.items()
     }
     results = dict(python=sys.version.split()[0], repeats=options.repeats, target_ratio=TARGET_RATIO, commands=rows)
-    write_atomic((json.dumps(results, indent=2) + "\n").encode(), options.out)
-    write_atomic(markdown(results).encode(), options.out.with_suffix(".md"))
+    write_report(results, markdown(results), options.out)
     print(markdown(results))
     return 0
 

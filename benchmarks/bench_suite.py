@@ -9,7 +9,6 @@ compares runs of one session.
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import subprocess
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 from compact_mnist.cli import ArgumentParser, positive_int, run_cli
-from compact_mnist.files import write_atomic
+from compact_mnist.files import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = {"pytest -v": [], 'pytest -m "not slow"': ["-m", "not slow"]}
@@ -69,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         for side, sides in runs.items()
     }
     results["revision"] = {"today": "working tree", "baseline": args.baseline}
-    write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out)
-    write_atomic(markdown(results).encode(), args.out.with_suffix(".md"))
+    write_report(results, markdown(results), args.out)
     print(markdown(results))
     return 0
 

@@ -50,7 +50,7 @@ from compact_mnist.data import (
     resolve_data_dir,
     shuffled_batches,
 )
-from compact_mnist.files import write_atomic
+from compact_mnist.files import write_report
 from compact_mnist.memory import model_spec
 from compact_mnist.recipe import Recipe
 from model import Net, count_parameters, layer_table, parse_spec
@@ -287,8 +287,7 @@ def main() -> int:
     )
     if full_run:
         results["full_run"] = full_run
-    write_atomic((json.dumps(results, indent=2) + "\n").encode(), options.out)
-    write_atomic(markdown(results).encode(), options.out.with_suffix(".md"))
+    write_report(results, markdown(results), options.out)
     print(markdown(results))
     return 0
 

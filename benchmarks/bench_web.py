@@ -32,7 +32,7 @@ from compact_mnist import data, webpage
 from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
 from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.drawings import TEMPLATES, browser_pictures, validation_sample, write
-from compact_mnist.files import stamp, write_atomic
+from compact_mnist.files import stamp, write_report
 from model import predict
 from train import machine_name
 
@@ -264,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.screenshot:
             screenshot(browser, url, args.screenshot)
         browser.close()
-    write_atomic((json.dumps(results, indent=2) + "\n").encode(), args.out)
-    write_atomic(markdown(results).encode(), args.out.with_suffix(".md"))
+    write_report(results, markdown(results), args.out)
     print(markdown(results))
     return 0
 

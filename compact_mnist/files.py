@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -51,6 +52,12 @@ def write_atomic(data: bytes, path: Path) -> None:
             raise
         reason = error.strerror or error
         raise UserError(f"could not write {path} ({reason}); the previous file is unchanged") from None
+
+
+def write_report(report: Any, markdown: str, path: Path) -> None:
+    """A results file: `report` as JSON at `path`, and `markdown`, its tables for people, beside it (.md)."""
+    write_atomic((json.dumps(report, indent=2) + "\n").encode(), path)
+    write_atomic(markdown.encode(), path.with_suffix(".md"))
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 
 from compact_mnist.cli import ArgumentParser, UserError, run_cli
-from compact_mnist.files import stamp, write_atomic
+from compact_mnist.files import stamp, write_report
 from compact_mnist.goals import GOALS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         raise UserError(f"{args.seeds_report} has no entry named {', '.join(GOALS)}")
     report = dict(points=rows)
-    write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
-    write_atomic(markdown(rows).encode(), args.out.with_suffix(".md"))
+    write_report(report, markdown(rows), args.out)
     from compact_mnist.plots import frontier  # matplotlib: only once there is something to draw
 
     frontier(rows, args.out.with_suffix(".png"))

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import shutil
 import subprocess
 import sys
@@ -57,7 +56,7 @@ from compact_mnist.drawings import (
     validation_sample,
     write,
 )
-from compact_mnist.files import fingerprint, write_atomic
+from compact_mnist.files import fingerprint, write_report
 from model import predict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         mnist_sample=dict(split="validation", count=args.mnist),
         rows=results,
     )
-    write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
-    write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
+    write_report(report, markdown(report), args.out)
     return 0
 
 

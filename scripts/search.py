@@ -20,7 +20,6 @@ scripts/seeds.py, which reports test accuracy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ import warnings
 from pathlib import Path
 
 from compact_mnist.cli import ArgumentParser, UsageError, UserError, number, positive_int, run_cli
-from compact_mnist.files import stamp, write_atomic
+from compact_mnist.files import stamp, write_report
 from compact_mnist.goals import NOT_THE_RECIPE
 from compact_mnist.recipe import Recipe
 from model import Net, count_parameters
@@ -263,8 +262,7 @@ def pareto_report(study, out_dir: Path) -> Path:
         pareto_front=front,
     )
     path = out_dir / f"search-{study.study_name}.json"
-    write_atomic((json.dumps(report, indent=2) + "\n").encode(), path)
-    write_atomic(markdown(report).encode(), path.with_suffix(".md"))
+    write_report(report, markdown(report), path)
     points = [(int(t.values[1]), t.values[0], t.values[2], t.number in front_numbers) for t in complete]
     pareto_front(points, f"study {study.study_name}: {len(complete)} complete trials", path.with_suffix(".png"))
     stamp(path.with_suffix(".png"), [path], f"python scripts/search.py --study {study.study_name} --report")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from compact_mnist.cli import ArgumentParser, UsageError, UserError, positive_int, run_cli
 from compact_mnist.cli import seed as seed_value
-from compact_mnist.files import write_atomic
+from compact_mnist.files import write_report
 from compact_mnist.goals import TARGET_ACCURACY, preset_of
 from compact_mnist.recipe import Recipe
 from model import PRESETS, parse_spec
@@ -236,8 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare_report:
             entry["compared_with"]["report"] = args.compare_report.as_posix()
     report[args.name] = entry
-    write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.report)
-    write_atomic(markdown(report).encode(), args.report.with_suffix(".md"))
+    write_report(report, markdown(report), args.report)
     print(markdown({args.name: report[args.name]}))
     return 0
 
