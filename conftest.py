@@ -18,7 +18,7 @@ import torch
 from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
 from compact_mnist.cli import UserError, run_cli
 from compact_mnist.data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
-from compact_mnist.layers import LAYERS, missing_packages, part_of
+from compact_mnist.layers import LAYERS, ROOT, missing_packages, part_of
 from model import Net
 
 
@@ -88,7 +88,7 @@ def train_into(folder: Path, data_dir: Path, flags: str) -> int:
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
     """A project script run as its command line runs it, from the project's folder."""
-    return subprocess.run([sys.executable, *args], cwd=COMMITTED_MODEL.parent.parent, capture_output=True, text=True)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def require_current(what: str, changed: list[str], refresh: str) -> None:

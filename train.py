@@ -43,7 +43,7 @@ from compact_mnist.data import (
 )
 from compact_mnist.files import load_checkpoint, save_atomic, save_figure, stamp, write_atomic
 from compact_mnist.memory import check_fits
-from compact_mnist.recipe import FIELDS, Recipe, add_recipe_flags, for_model, given_values
+from compact_mnist.recipe import FIELDS, Recipe, add_recipe_flags, flag, for_model, given_values
 from model import Net, count_parameters, parse_spec, predict
 
 BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchNorm statistics
@@ -85,7 +85,7 @@ def resumed(path: Path, given: dict[str, Any]) -> Recipe:
     state = load_checkpoint(path, ("state_dict", "resume"))["resume"]
     try:
         recipe = Recipe.recorded(state["recipe"])
-        Net(recipe.model, recipe.dropout, recipe.batchnorm, recipe.head)
+        network(recipe)
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{path} is not a resume checkpoint written by train.py (no recipe it can train)") from None
     if given.get("model") and parse_spec(given["model"]) == parse_spec(recipe.model):
@@ -105,14 +105,6 @@ def resumed(path: Path, given: dict[str, Any]) -> Recipe:
             "them, or start a new run"
         )
     return dataclasses.replace(recipe, **given)
-
-
-def flag(name: str, value: Any, bare: bool = False) -> str:
-    """A recipe value as the flag that gives it ("--lr 0.1", "--no-batchnorm"), or with `bare` just the value."""
-    option = name.replace("_", "-")
-    if isinstance(value, bool):
-        return f"--{option}" if value else f"--no-{option}"
-    return str(value) if bare else f"--{option} {value}"
 
 
 def pick_device(name: str, parser: argparse.ArgumentParser) -> torch.device:

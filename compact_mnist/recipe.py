@@ -195,6 +195,14 @@ def shown(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def flag(name: str, value: Any, bare: bool = False) -> str:
+    """A recipe value as the flag that gives it ("--lr 0.1", "--no-batchnorm"), or with `bare` just the value."""
+    option = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{option}" if value else f"--no-{option}"
+    return str(value) if bare else f"--{option} {value}"
+
+
 def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per Recipe field, in the fields' order: --no-NAME or --NAME for a switch, else --NAME VALUE checked
     as the field says. Defaults are left out of the namespace, so that `given_values` knows what was given."""
@@ -205,7 +213,7 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
         name = item.name.replace("_", "-")
         if isinstance(item.default, bool):
             action = "store_false" if item.default else "store_true"
-            parser.add_argument(f"--no-{name}" if item.default else f"--{name}", action=action, **options)
+            parser.add_argument(flag(item.name, not item.default), action=action, **options)
         elif "choices" in check:
             parser.add_argument(f"--{name}", choices=check["choices"], **options)
         else:
