@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib.metadata
 import json
 import math
 import os
@@ -402,8 +403,6 @@ def run_record(
     recipe: Recipe, model: nn.Module, history: list[dict[str, Any]], device: torch.device, seconds: float, resumed: bool
 ) -> dict[str, Any]:
     """metrics.json's "meta", also stored in the checkpoint: the recipe, the final figures, and where and when."""
-    import torchvision
-
     final = history[-1]
     return dict(
         model=recipe.model,
@@ -419,7 +418,7 @@ def run_record(
         machine=machine_name(device),
         threads=torch.get_num_threads(),
         torch_version=str(torch.__version__),
-        torchvision_version=str(torchvision.__version__),
+        torchvision_version=importlib.metadata.version("torchvision"),  # not imported: training never uses it
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         resumed=resumed,
     )
