@@ -6,6 +6,8 @@ are in tests/support.py."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import subprocess
 import sys
@@ -17,7 +19,7 @@ import torch
 
 from compact_mnist.checkpoint import COMMITTED_MODEL, load_model
 from compact_mnist.cli import UserError, run_cli
-from compact_mnist.data import MnistTensors, ensure_downloaded, load_mnist, resolve_data_dir
+from compact_mnist.data import VAL_SIZE, MnistTensors, ensure_downloaded, load_mnist, load_test_split, resolve_data_dir
 from compact_mnist.layers import LAYERS, ROOT, missing_packages, part_of
 from model import Net
 
@@ -79,11 +81,53 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             needs(layer)
 
 
-def train_into(folder: Path, data_dir: Path, flags: str) -> int:
-    """train.py's exit code for `flags`, training on the CPU into `folder`, in this process."""
+FEWER = 1_000  # validation and test images that a quick run evaluates after each epoch, instead of 5,000 and 10,000
+
+
+@functools.cache
+def mnist_once(data_dir: Path, val_size: int) -> MnistTensors:
+    return load_mnist(data_dir, torch.device("cpu"), download=False, val_size=val_size)
+
+
+def load_fewer(
+    data_dir: Path,
+    device: torch.device,
+    train_limit: int | None = None,
+    download: bool = True,
+    val_size: int = VAL_SIZE,
+) -> MnistTensors:
+    """train.py's load_mnist, read once per session, keeping only the first FEWER validation and test images."""
+    full = mnist_once(data_dir, val_size)
+    return MnistTensors(
+        full.train_images[:train_limit], full.train_labels[:train_limit],
+        full.val_images[:FEWER], full.val_labels[:FEWER], full.test_images[:FEWER], full.test_labels[:FEWER],
+    )  # fmt: skip
+
+
+@functools.cache
+def test_split_once(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    return load_test_split(data_dir)
+
+
+@contextlib.contextmanager
+def fewer_images() -> Any:
+    """train.py and evaluate.py in this process evaluate FEWER images: for a test that needs "it evaluates", not the
+    figure. The training images are those train.py takes, so weights are as a full run's."""
+    import evaluate
     import train
 
-    return train.main([*flags.split(), "--device", "cpu", "--data-dir", str(data_dir), "--out-dir", str(folder)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "load_mnist", load_fewer)
+        patch.setattr(evaluate, "load_test_split", lambda data_dir: tuple(t[:FEWER] for t in test_split_once(data_dir)))
+        yield
+
+
+def train_into(folder: Path, data_dir: Path, flags: str) -> int:
+    """train.py's exit code for `flags`, training on the CPU into `folder`, in this process, evaluating FEWER images."""
+    import train
+
+    with fewer_images():
+        return train.main([*flags.split(), "--device", "cpu", "--data-dir", str(data_dir), "--out-dir", str(folder)])
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:

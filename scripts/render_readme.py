@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+import tomllib
+
 from compact_mnist.cli import ArgumentParser
 from compact_mnist.data import ELASTIC_GRID, ROTATION_DEGREES, SHIFT_PIXELS, TRAIN_IMAGES, ZOOM
 from compact_mnist.files import fingerprint
@@ -105,17 +107,32 @@ def timings() -> str:
     suite_file = ROOT / "benchmarks" / "suite.json"
     suite = "`python benchmarks/bench_suite.py` times the suite (not yet run)"
     if suite_file.is_file():
-        today = json.loads(suite_file.read_text(encoding="utf-8"))["today"]
-        full, fast = today["pytest -v"], today['pytest -m "not slow"']
+        results = json.loads(suite_file.read_text(encoding="utf-8"))
+        today, before = results["today"], results.get("baseline")
+        full, fast, fast_name = today["pytest -v"], today['pytest -m "not slow"'], 'pytest -m "not slow"'
         suite = (
-            f"`pytest -v` takes {full['median_seconds']:.0f} s ({re.sub(r' in [0-9.]+s.*', '', full['outcome'])}; "
-            f'{runs(full["seconds"])}, `python benchmarks/bench_suite.py`), `pytest -m "not slow"` '
-            f"{fast['median_seconds']:.0f} s"
+            f"On {results.get('machine', 'this machine')}, `pytest -v` takes {full['median_seconds']:.0f} s "
+            f"({re.sub(r' in [0-9.]+s.*', '', full['outcome'])}; {runs(full['seconds'])}) and "
+            f'`pytest -m "not slow"` {fast["median_seconds"]:.0f} s'
         )
+        if before:
+            suite += (
+                f", against {before['pytest -v']['median_seconds']:.0f} s and "
+                f"{before[fast_name]['median_seconds']:.0f} s for the suite of "
+                f"{results['revision']['baseline']} in the same session"
+            )
+        if "coverage" in today:
+            suite += f"; it runs {today['coverage']['percent']:.1f}% of the project's lines"
+        suite += f" (`python benchmarks/bench_suite.py --repeats {len(full['seconds'])} --baseline REV`)"
+    floor = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["coverage"]["report"]
+    suite += (
+        f". The workflow fails below {floor['fail_under']}% line coverage (coverage.py, every process the suite starts "
+        "included; `--coverage` above measures it)"
+    )
     return (
-        f"On this 2-core machine ({meta['machine']}): {suite}. The committed model trained in "
-        f"{meta['train_seconds']:.0f} s (`python train.py`, {meta['threads']} threads), and installing everything "
-        f"took {installs['everything']['seconds']:.0f} s, the kit alone {installs['kit']['seconds']:.0f} s."
+        f"{suite}. The committed model trained in {meta['train_seconds']:.0f} s (`python train.py`, "
+        f"{meta['threads']} threads, {meta['machine']}), and installing everything took "
+        f"{installs['everything']['seconds']:.0f} s, the kit alone {installs['kit']['seconds']:.0f} s."
     )
 
 
@@ -412,10 +429,10 @@ def render(text: str) -> str:
     return re.sub(r"<!-- BEGIN (\w+) -->.*?<!-- END \1 -->", fill, text, flags=re.S)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only check that every document is up to date")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stale = []
     for document in DOCUMENTS:
         current = document.read_text(encoding="utf-8")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from compact_mnist.cli import UserError
 from compact_mnist.drawings import CANVAS, TEMPLATES, draw, place, typed
 from compact_mnist.files import stamp
 from compact_mnist.webpage import Demo
+from conftest import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
@@ -91,11 +90,10 @@ def test_bad_uploads_get_a_message_not_an_exception(reader, tmp_path, kind, mess
 
 
 @pytest.mark.parametrize("checkpoint", ["missing.pth", "README.md"])
-def test_a_missing_or_damaged_checkpoint_stops_at_start_with_one_line(checkpoint):
-    command = [sys.executable, "app.py", "--checkpoint", checkpoint]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
+def test_a_missing_or_damaged_checkpoint_stops_at_start_with_one_line(checkpoint, capsys):
+    code, stderr = cli(app.main, ["--checkpoint", str(ROOT / checkpoint)], capsys)
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("error: ")
 
 
 # A real server

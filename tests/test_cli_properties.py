@@ -17,12 +17,14 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import exporting_once
 
 import evaluate
 import train
 from compact_mnist.cli import UsageError, run_cli
 from compact_mnist.data import augment
 from compact_mnist.recipe import FIELDS
+from conftest import fewer_images
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -108,7 +110,8 @@ TRAIN_FLAGS = {
 def test_train_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("train")
     base = ["--epochs", "1", "--train-limit", "300", "--device", "cpu", "--data-dir", str(data_dir)]
-    check(train.main, [*base, *[item for pair in flags for item in pair], "--out-dir", str(out)])
+    with fewer_images():
+        check(train.main, [*base, *[item for pair in flags for item in pair], "--out-dir", str(out)])
 
 
 TOOL_FLAGS = {
@@ -139,7 +142,10 @@ def test_predict_command_lines_exit_cleanly(flags, tmp_path_factory):
 @given(flags=command_lines(TOOL_FLAGS))
 def test_evaluate_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("evaluate")
-    check(evaluate.main, ["--data-dir", str(data_dir), *[item for pair in flags for item in pair], "--out", str(out)])
+    with fewer_images():
+        check(
+            evaluate.main, ["--data-dir", str(data_dir), *[item for pair in flags for item in pair], "--out", str(out)]
+        )
 
 
 @pytest.mark.needs("export")
@@ -150,9 +156,11 @@ def test_export_command_lines_exit_cleanly(flags, tmp_path_factory, data_dir):
     import export
 
     output = tmp_path_factory.mktemp("export") / "model.onnx"
-    check(
-        export.main, ["--data-dir", str(data_dir), *[item for pair in flags for item in pair], "--output", str(output)]
-    )
+    with exporting_once():
+        check(
+            export.main,
+            ["--data-dir", str(data_dir), *[item for pair in flags for item in pair], "--output", str(output)],
+        )
 
 
 @pytest.mark.needs("search")

@@ -11,6 +11,7 @@ import onnxruntime
 import pytest
 import torch
 from PIL import Image
+from support import exporting_once
 
 import export
 import model as model_module
@@ -27,10 +28,18 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 
 
-def test_export_writes_onnx_that_matches_pytorch(tmp_path, data_dir, mnist, model):
-    output = tmp_path / "model.onnx"
-    assert export.main(["--output", str(output), "--data-dir", str(data_dir)]) == 0
-    session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, data_dir) -> Path:
+    """`python export.py --int8` into a folder of its own: model.onnx, model.int8.onnx and the Hub's files."""
+    output = tmp_path_factory.mktemp("export") / "model.onnx"
+    with exporting_once():
+        assert export.main(["--output", str(output), "--int8", "--data-dir", str(data_dir)]) == 0
+    return output
+
+
+@pytest.mark.slow
+def test_export_writes_onnx_that_matches_pytorch(exported, mnist, model):
+    session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
     for batch in (1, 37):  # the batch dimension is free
         images = mnist.test_images[:batch]
         onnx_output = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
@@ -57,9 +66,9 @@ def onnx_ops(onnx_bytes: bytes) -> set[tuple[str, str]]:
     return {(node.domain or "ai.onnx", node.op_type) for node in onnx.load_from_string(onnx_bytes).graph.node}
 
 
-def test_int8_export_keeps_the_accuracy_in_two_fifths_of_the_weights(tmp_path, data_dir, mnist):
-    assert export.main(["--output", str(tmp_path / "m.onnx"), "--int8", "--data-dir", str(data_dir)]) == 0
-    float_bytes, int8_bytes = (tmp_path / "m.onnx").read_bytes(), (tmp_path / "m.int8.onnx").read_bytes()
+@pytest.mark.slow
+def test_int8_export_keeps_the_accuracy_in_two_fifths_of_the_weights(exported, mnist):
+    float_bytes, int8_bytes = exported.read_bytes(), exported.with_suffix(".int8.onnx").read_bytes()
     float_accuracy = export.onnx_accuracy(float_bytes, mnist.test_images, mnist.test_labels)
     int8_accuracy = export.onnx_accuracy(int8_bytes, mnist.test_images, mnist.test_labels)
     assert int8_accuracy >= float_accuracy - export.INT8_MAX_DROP
@@ -76,9 +85,10 @@ def test_committed_int8_file_is_the_committed_model_within_its_bound(mnist):
     assert accuracy >= meta["test_accuracy"] - export.INT8_MAX_DROP
 
 
+@pytest.mark.slow
 def test_int8_is_refused_past_its_accuracy_bound_and_nothing_is_written(tmp_path, data_dir, monkeypatch, capsys):
     monkeypatch.setattr(export, "INT8_MAX_DROP", -100.0)  # no quantization can gain 100 points
-    with pytest.raises(SystemExit) as exit_info:
+    with exporting_once(), pytest.raises(SystemExit) as exit_info:
         run_cli(lambda: export.main(["--output", str(tmp_path / "m.onnx"), "--int8", "--data-dir", str(data_dir)]))
     assert exit_info.value.code == 2, "a refusal exits 2, like every other"
     assert not (tmp_path / "m.int8.onnx").exists() and (tmp_path / "m.onnx").exists()

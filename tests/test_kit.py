@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import tomllib
 
 from compact_mnist.layers import IMPORT_NAMES, KIT, LAYERS, PARTS, ROOT, imports, part_of, project_imports, source
@@ -32,11 +33,12 @@ def reading_path(module: str = "train") -> dict[str, int]:
     return lines
 
 
+@pytest.mark.slow
 def test_model_py_copied_alone_builds_every_preset_and_prints_its_layer_table(tmp_path):
     (tmp_path / "model.py").write_bytes((ROOT / "model.py").read_bytes())
     alone = textwrap.dedent(
         """
-        import importlib.abc, sys
+        import importlib.abc, runpy, sys
         class NoProject(importlib.abc.MetaPathFinder):  # the project's other modules are not there
             def find_spec(self, name, path=None, target=None):
                 if name.split(".")[0] in {"compact_mnist", "train", "evaluate", "predict", "scripts", "app"}:
@@ -44,13 +46,15 @@ def test_model_py_copied_alone_builds_every_preset_and_prints_its_layer_table(tm
         sys.meta_path.insert(0, NoProject())
         from model import PRESETS, Net, count_parameters
         print(" ".join(f"{name}={count_parameters(Net(name))}" for name in PRESETS))
+        sys.argv = ["model.py", "tiny"]
+        runpy.run_path("model.py", run_name="__main__")  # as `python model.py tiny`
         """
     )
     result = subprocess.run([sys.executable, "-c", alone], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["default=10002", "small=7370", "tiny=3902", "micro=978"]
-    table = subprocess.run([sys.executable, "model.py", "tiny"], cwd=tmp_path, capture_output=True, text=True)
-    assert table.returncode == 0 and "| **total** | | **3,902** |" in table.stdout, table.stderr
+    counts, table = result.stdout.split("\n", 1)
+    assert counts.split() == ["default=10002", "small=7370", "tiny=3902", "micro=978"]
+    assert "| **total** | | **3,902** |" in table
 
 
 def test_the_reading_path_of_train_py_stays_short():

@@ -1,22 +1,13 @@
-"""The model, the committed checkpoint and train.py, checked against what the README promises.
-
-Data tests read MNIST from $MNIST_DATA_DIR (default data/); see conftest.py.
-"""
+"""The network beyond the card's checks: eval mode is deterministic and training mode drops out, the receptive field,
+the layer table's parameter and multiply-accumulate counts against hand counts, and the CPU's channels-last layout."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 import torch
 
 from model import PRESETS, Net, count_parameters, layer_table
 from train import build_model, parse_args
-
-ROOT = Path(__file__).resolve().parent
-
-
-# The model
 
 
 def test_eval_mode_is_deterministic():

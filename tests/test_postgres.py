@@ -114,29 +114,26 @@ def states(url: str, study: str) -> list[str]:
     return [trial.state.name for trial in optuna.load_study(study_name=study, storage=url).trials]
 
 
-def test_two_machines_share_one_study_to_completion(server_url, tmp_path):
-    workers = [
-        search(
-            server_url,
-            "--study",
-            "two-machines",
-            "--seeds",
-            "1",
-            "--trials",
-            "2",
-            "--runs",
-            str(tmp_path / f"machine-{machine}"),
-            *TINY,
-        )
-        for machine in (1, 2)
+def test_two_machines_share_one_study_and_no_process_shows_the_password(server_url, tmp_path):
+    """One machine runs two trials at once (--jobs 2), the other one trial; `ps` is read all the while."""
+    flags = ["--study", "two-machines", "--seeds", "1"]
+    machines = [
+        search(server_url, *flags, "--trials", "2", "--jobs", "2", "--runs", str(tmp_path / "machine-1"), *TINY),
+        search(server_url, *flags, "--trials", "1", "--runs", str(tmp_path / "machine-2"), *TINY),
     ]
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=300)
-        assert worker.returncode == 0, stderr
-    finished = states(server_url, "two-machines")
-    # The pruner judges a trial only against 3 complete ones, so the last to finish may be pruned: a finished trial
-    # too, by the search's own rule. Nothing failed or was left running.
-    assert len(finished) == 4 and finished.count("COMPLETE") >= 3 and set(finished) <= {"COMPLETE", "PRUNED"}
+    snapshots = []
+    while any(machine.poll() is None for machine in machines):
+        # -ww: whole command lines (macOS's ps cuts them at 79 columns without a terminal).
+        snapshots.append(subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout)
+        time.sleep(0.2)
+    for machine in machines:
+        _, stderr = machine.communicate()
+        assert machine.returncode == 0, stderr
+    # The pruner judges a trial only against 3 complete smaller ones: none of three trials can be pruned.
+    assert states(server_url, "two-machines") == ["COMPLETE"] * 3, "nothing failed, was pruned or left running"
+    assert any(snapshot.count("scripts/search.py") >= 3 for snapshot in snapshots), "saw the --jobs 2 worker running"
+    assert any("scripts/launch.py" in snapshot for snapshot in snapshots), "saw a training run"
+    assert not any(PASSWORD in snapshot for snapshot in snapshots)
 
 
 def test_a_worker_killed_mid_trial_has_its_trial_failed_and_the_study_goes_on(server_url, tmp_path):
@@ -160,24 +157,12 @@ def test_a_worker_killed_mid_trial_has_its_trial_failed_and_the_study_goes_on(se
 
 def test_a_wrong_password_is_one_line_without_the_password(server_url, tmp_path):
     wrong = server_url.replace(PASSWORD, "not-" + PASSWORD)
-    for url, argv in ((wrong, ["--trials", "1", *TINY]), (server_url, ["--study", "absent"])):
-        worker = search(url, "--study", "probe", "--runs", str(tmp_path), *argv)
-        stdout, stderr = worker.communicate(timeout=120)
-        assert worker.returncode == 2, stderr
+    probes = [  # both at once
+        search(url, "--study", "probe", "--runs", str(tmp_path), *argv)
+        for url, argv in ((wrong, ["--trials", "1", *TINY]), (server_url, ["--study", "absent"]))
+    ]
+    for probe in probes:
+        stdout, stderr = probe.communicate(timeout=120)
+        assert probe.returncode == 2, stderr
         assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("error: "), stderr
         assert PASSWORD not in stdout + stderr and "***" in stderr, stderr
-
-
-def test_no_process_shows_the_password_on_its_command_line(server_url, tmp_path):
-    run = search(
-        server_url, "--study", "ps", "--seeds", "1", "--trials", "2", "--jobs", "2", "--runs", str(tmp_path), *TINY
-    )
-    snapshots = []
-    while run.poll() is None:
-        # -ww: whole command lines (macOS's ps cuts them at 79 columns without a terminal).
-        snapshots.append(subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout)
-        time.sleep(0.2)
-    _, stderr = run.communicate()
-    assert run.returncode == 0, stderr
-    assert any(snapshot.count("scripts/search.py") >= 2 for snapshot in snapshots), "saw the worker running"
-    assert not any(PASSWORD in snapshot for snapshot in snapshots)

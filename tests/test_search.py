@@ -34,32 +34,16 @@ def complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
 
 
-@pytest.mark.slow
-def test_a_second_call_continues_the_study_and_the_report_holds_only_validation(tmp_path, capsys):
-    base = study_flags("smoke", tmp_path)
-    assert cli(search.main, [*base, "--trials", "1", *TINY], capsys)[0] == 0
-    report = ["--report", "--report-dir", str(tmp_path / "reports")]
-    code, _ = cli(search.main, [*base, "--trials", "1", *report, *TINY], capsys)
-    assert code == 0
-
-    study = optuna.load_study(study_name="smoke", storage=storage_url(tmp_path))
-    trials = complete(study)
-    assert len(trials) == 2
-    for trial in trials:
-        val_acc, params, seconds = trial.values
-        assert 0 <= val_acc <= 100 and params == trial.user_attrs["params"] and seconds > 0
-    report = json.loads((tmp_path / "reports" / "search-smoke.json").read_text())
-    assert report["pareto_front"] and {row["trial"] for row in report["pareto_front"]} <= {t.number for t in trials}
-    assert "test" not in json.dumps(report).replace("--train-limit", "")
-    assert report["trained_trials"] == 2 and report["wall_clock_hours"] > 0, "the study's pace is measured"
-    assert (tmp_path / "reports" / "search-smoke.png").stat().st_size > 0
-    assert "2 trials trained in" in (tmp_path / "reports" / "search-smoke.md").read_text()
-    assert "| layer spec |" in (tmp_path / "reports" / "search-smoke.md").read_text()
-
-
-@pytest.mark.slow
-def test_two_processes_share_one_study(tmp_path):
-    command = [sys.executable, "scripts/search.py", *study_flags("shared", tmp_path), "--trials", "1", *TINY]
+@pytest.fixture(scope="module")
+def shared_study(tmp_path_factory) -> Path:
+    """A study of three trials: one from a first call, then one each from two processes that continue it at once,
+    then a call that only writes the report. Its folder holds study.db and reports/."""
+    folder = tmp_path_factory.mktemp("shared")
+    base = study_flags("shared", folder)
+    with pytest.MonkeyPatch.context() as patch:  # a search in this process prints: keep it off the test's output
+        patch.setattr(sys, "stdout", open(os.devnull, "w"))
+        assert search.main([*base, "--trials", "1", *TINY]) == 0
+    command = [sys.executable, "scripts/search.py", *base, "--trials", "1", *TINY]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     workers = [
         subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -68,8 +52,42 @@ def test_two_processes_share_one_study(tmp_path):
     for worker in workers:
         _, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr
-    trials = complete(optuna.load_study(study_name="shared", storage=storage_url(tmp_path)))
-    assert sorted(trial.number for trial in trials) == [0, 1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdout", open(os.devnull, "w"))
+        assert search.main([*base, "--trials", "0", "--report", "--report-dir", str(folder / "reports"), *TINY]) == 0
+    return folder
+
+
+@pytest.mark.slow
+def test_a_second_call_and_two_processes_at_once_continue_one_study(shared_study):
+    trials = complete(optuna.load_study(study_name="shared", storage=storage_url(shared_study)))
+    assert sorted(trial.number for trial in trials) == [0, 1, 2]
+    for trial in trials:
+        val_acc, params, seconds = trial.values
+        assert 0 <= val_acc <= 100 and params == trial.user_attrs["params"] and seconds > 0
+
+
+@pytest.mark.slow
+def test_the_report_holds_only_validation_and_the_studys_pace(shared_study):
+    trials = complete(optuna.load_study(study_name="shared", storage=storage_url(shared_study)))
+    reports = shared_study / "reports"
+    report = json.loads((reports / "search-shared.json").read_text())
+    assert report["pareto_front"] and {row["trial"] for row in report["pareto_front"]} <= {t.number for t in trials}
+    assert "test" not in json.dumps(report).replace("--train-limit", "")
+    assert report["trained_trials"] == 3 and report["wall_clock_hours"] > 0, "the study's pace is measured"
+    assert (reports / "search-shared.png").stat().st_size > 0
+    assert "3 trials trained in" in (reports / "search-shared.md").read_text()
+    assert "| layer spec |" in (reports / "search-shared.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_study_refuses_trials_of_another_kind(shared_study, capsys):
+    base = [*study_flags("shared", shared_study), "--trials", "1"]
+    code, stderr = cli(search.main, [*base, "--", "--epochs", "2", "--train-limit", "1000", "--device", "cpu"], capsys)
+    assert code == 2
+    assert "trains other trials (epochs 1 there, 2 here)" in stderr
+    assert "(`-- --epochs 1 --train-limit 1000 --device cpu`)" in stderr
+    assert len(complete(optuna.load_study(study_name="shared", storage=storage_url(shared_study)))) == 3
 
 
 def test_an_architecture_over_budget_is_rejected_without_training(tmp_path):
@@ -171,17 +189,6 @@ def test_the_storage_url_comes_from_the_environment_and_is_shown_masked(monkeypa
     assert search.masked(search.storage_url(None)) == "postgresql://me:***@db-host:5432/optuna"
     monkeypatch.delenv("OPTUNA_STORAGE")
     assert search.storage_url(None) == search.default_storage()
-
-
-@pytest.mark.slow
-def test_a_study_refuses_trials_of_another_kind(tmp_path, capsys):
-    base = [*study_flags("one-kind", tmp_path), "--trials", "1"]
-    assert cli(search.main, [*base, *TINY], capsys)[0] == 0
-    code, stderr = cli(search.main, [*base, "--", "--epochs", "2", "--train-limit", "1000", "--device", "cpu"], capsys)
-    assert code == 2
-    assert "trains other trials (epochs 1 there, 2 here)" in stderr
-    assert "(`-- --epochs 1 --train-limit 1000 --device cpu`)" in stderr
-    assert len(complete(optuna.load_study(study_name="one-kind", storage=storage_url(tmp_path)))) == 1
 
 
 class StoredStudy:

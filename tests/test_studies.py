@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from compact_mnist.cli import UserError
-from conftest import run_script
 from model import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,18 +15,11 @@ MODEL_PATH = ROOT / "models" / "mnist_model.pth"
 
 
 @pytest.mark.slow
-def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
-    sweep = [
-        "scripts/seeds.py",
-        "--seeds",
-        "3",
-        "4",
-        "--name",
-        "quick",
-        "--jobs",
-        "2",
-        "--runs",
-        str(tmp_path / "runs"),
+def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path, capsys):
+    from scripts import seeds
+
+    sweep = ["--seeds", "3", "4", "--name", "quick", "--jobs", "2", "--runs", str(tmp_path / "runs")]
+    sweep += [
         "--report",
         str(tmp_path / "seeds.json"),
         "--",
@@ -38,14 +30,14 @@ def test_seed_sweep_reports_each_seed_and_resumes_finished_ones(tmp_path):
         "--device",
         "cpu",
     ]
-    first = run_script(*sweep)
-    assert first.returncode == 0, first.stderr
+    assert seeds.main(sweep) == 0
     entry = json.loads((tmp_path / "seeds.json").read_text())["quick"]
     assert [run["seed"] for run in entry["runs"]] == [3, 4]
     assert set(entry["summary"]["test_acc"]) == {"mean", "std", "min", "max"}
     assert "| **mean** |" in (tmp_path / "seeds.md").read_text()
-    again = run_script(*sweep)
-    assert again.stdout.count("already trained") == 2
+    capsys.readouterr()
+    assert seeds.main(sweep) == 0
+    assert capsys.readouterr().out.count("already trained") == 2
 
 
 def test_a_finished_run_is_read_back_only_for_the_recipe_it_trained(tmp_path):

@@ -1,13 +1,10 @@
-"""The model, the committed checkpoint and train.py, checked against what the README promises.
-
-Data tests read MNIST from $MNIST_DATA_DIR (default data/); see conftest.py.
-"""
+"""train.py's recipe and loop: presets bring their own recipe, every recipe field is a flag, a recipe survives the
+checkpoint, clean epochs, deterministic runs, weight averaging and a final fit on all 60,000 images."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,14 +15,9 @@ from compact_mnist.checkpoint import load_model
 from compact_mnist.data import load_mnist
 from compact_mnist.goals import recorded_recipe
 from compact_mnist.recipe import Recipe, for_model
-from conftest import train_into
+from conftest import FEWER, load_fewer, train_into
 from model import PRESETS, Net
 from train import evaluate, make_optimizer, parse_args, trained_recipe
-
-ROOT = Path(__file__).resolve().parent
-
-
-# The model
 
 
 def test_a_preset_brings_its_own_recipe_and_a_flag_still_wins():
@@ -75,8 +67,8 @@ def test_clean_epochs_train_the_last_epochs_on_unaugmented_images(monkeypatch):
 
 
 @pytest.mark.slow
-def test_deterministic_runs_are_bit_identical_and_seeds_matter(mnist):
-    data = dataclasses.replace(mnist, train_images=mnist.train_images[:2000], train_labels=mnist.train_labels[:2000])
+def test_deterministic_runs_are_bit_identical_and_seeds_matter(data_dir):
+    data = load_fewer(data_dir, torch.device("cpu"), train_limit=2000)
 
     def weights(seed: int) -> dict:
         recipe = parse_args(["--epochs", "1", "--train-limit", "2000", "--deterministic", "--seed", str(seed)]).recipe
@@ -95,7 +87,7 @@ def test_weight_averaging_saves_the_average_and_reports_the_raw_weights_beside_i
     code = train_into(tmp_path, data_dir, "--epochs 1 --train-limit 3000 --batch-size 128 --ema 0.9")
     assert code == 0
     model, meta = load_model(tmp_path / "mnist_model.pth")
-    _, accuracy = evaluate(model, mnist.test_images, mnist.test_labels)
+    _, accuracy = evaluate(model, mnist.test_images[:FEWER], mnist.test_labels[:FEWER])
     assert accuracy == pytest.approx(meta["test_accuracy"], abs=0.011), "the saved weights are the evaluated ones"
     assert meta["raw_test_accuracy"] is not None and meta["raw_test_accuracy"] != meta["test_accuracy"]
     assert "raw_val_acc" in json.loads((tmp_path / "metrics.json").read_text())["history"][0]
