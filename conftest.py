@@ -188,7 +188,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist(data_dir) -> MnistTensors:
-    return load_mnist(data_dir, torch.device("cpu"), download=False)
+    return mnist_once(data_dir, VAL_SIZE)
 
 
 @pytest.fixture(scope="session")

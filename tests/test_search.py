@@ -4,6 +4,8 @@ budget, records failures and never reads the test set."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -40,8 +42,7 @@ def shared_study(tmp_path_factory) -> Path:
     then a call that only writes the report. Its folder holds study.db and reports/."""
     folder = tmp_path_factory.mktemp("shared")
     base = study_flags("shared", folder)
-    with pytest.MonkeyPatch.context() as patch:  # a search in this process prints: keep it off the test's output
-        patch.setattr(sys, "stdout", open(os.devnull, "w"))
+    with contextlib.redirect_stdout(io.StringIO()):  # a search in this process prints: keep it off the test's output
         assert search.main([*base, "--trials", "1", *TINY]) == 0
     command = [sys.executable, "scripts/search.py", *base, "--trials", "1", *TINY]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -52,8 +53,7 @@ def shared_study(tmp_path_factory) -> Path:
     for worker in workers:
         _, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "stdout", open(os.devnull, "w"))
+    with contextlib.redirect_stdout(io.StringIO()):
         assert search.main([*base, "--trials", "0", "--report", "--report-dir", str(folder / "reports"), *TINY]) == 0
     return folder
 
