@@ -1,6 +1,7 @@
 """Why the default works: take away one of its parts at a time and measure what that costs.
 
     python scripts/ablation.py          # about 90 minutes on 2 CPU cores; writes reports/ablation.json and .md
+    python scripts/ablation.py --entries plain-convolutions   # retrain one entry; the others are read back
 
 Each entry trains the default recipe with one change, on the same seeds (0 to 3, one thread each, two at a
 time) through scripts/seeds.py, beside the default itself, so that validation accuracy is compared seed by
@@ -25,6 +26,7 @@ from compact_mnist.data import load_mnist, resolve_data_dir
 from compact_mnist.files import write_atomic
 from model import PRESETS
 from scripts import seeds
+from scripts.seeds import read_report
 from train import parse_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +122,11 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_summary(path: Path) -> list[dict]:
+    """The rows of an earlier summary; none if there is none."""
+    return json.loads(path.read_text())["rows"] if path.is_file() else []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablation", help="folder for the runs")
@@ -131,9 +138,27 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "reports" / "ablation.json",
         help="the seeds report the entries go into, with ablation.md beside it (default: reports/ablation.json)",
     )
+    parser.add_argument(
+        "--entries",
+        nargs="+",
+        choices=list(ABLATIONS),
+        default=list(ABLATIONS),
+        metavar="NAME",
+        help=f"entries to train; the others keep their figures in --out (default: all of {', '.join(ABLATIONS)})",
+    )
     args = parser.parse_args(argv)
-    failures = {}
+    summary_path = args.out.with_name("ablation-summary.json")
+    kept = [name for name in ABLATIONS if name not in args.entries]
+    failures = {
+        row["name"]: row["failed"] for row in read_summary(summary_path) if row["name"] in kept and row["failed"]
+    }
+    if kept and "default" in args.entries:
+        raise UserError("every entry's change is measured against the default: retrain them all with it")
+    if missing := [name for name in kept if name not in read_report(args.out) and name not in failures]:
+        raise UserError(f"{args.out} holds no entry {', '.join(missing)}: train it too (--entries)")
     for name, (_, flags) in ABLATIONS.items():
+        if name not in args.entries:
+            continue
         if reason := train_entry(name, flags, args.out, args.runs):
             failures[name] = reason
             if name == "default":
@@ -141,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = summary(json.loads(args.out.read_text()), failures, epoch_seconds(args.rounds, args.images))
     write_atomic(
         (json.dumps(dict(seeds=SEEDS, rows=rows), indent=2) + "\n").encode(),
-        args.out.with_name("ablation-summary.json"),
+        summary_path,
     )
     write_atomic(markdown(rows).encode(), args.out.with_suffix(".md"))
     print(markdown(rows))

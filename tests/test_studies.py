@@ -86,11 +86,28 @@ def test_seed_report_compares_two_entries_on_the_seeds_they_share():
         compare(runs[2:], baseline, "before")
 
 
-def test_every_ablation_is_a_recipe_train_py_accepts_and_differs_from_the_default():
+def test_every_ablation_is_a_recipe_train_py_accepts_and_changes_only_what_its_flags_name():
     from scripts.ablation import ABLATIONS
     from train import parse_args, trained_recipe
 
-    default = trained_recipe(parse_args(["--device", "cpu"]).recipe)
+    def values(flags: list[str]) -> dict:  # every recipe value, the model as its layer spec
+        trained = trained_recipe(parse_args([*flags, "--device", "cpu"]).recipe)
+        return dict(model=trained["spec"], epochs=trained["epochs"], seed=trained["seed"], **trained["hyperparameters"])
+
+    default = values([])
     for name, (_, flags) in ABLATIONS.items():
-        recipe = trained_recipe(parse_args([*flags, "--device", "cpu"]).recipe)
-        assert (recipe == default) == (name == "default"), name
+        recipe = values(flags)
+        changed = {field for field in default if recipe[field] != default[field]}
+        named = {flag.removeprefix("--").removeprefix("no-").replace("-", "_") for flag in flags if flag[:2] == "--"}
+        assert bool(changed) == (name != "default") and changed <= named, (name, changed)
+
+
+def test_the_ablation_retrains_some_entries_only_beside_the_others_figures(tmp_path, capsys):
+    from conftest import cli
+    from scripts import ablation
+
+    out = ["--out", str(tmp_path / "ablation.json")]
+    code, stderr = cli(ablation.main, ["--entries", "flatten-head", *out], capsys)
+    assert code == 2 and "holds no entry default, no-batchnorm" in stderr and "(--entries)" in stderr
+    code, stderr = cli(ablation.main, ["--entries", "default", *out], capsys)
+    assert code == 2 and "retrain them all with it" in stderr
