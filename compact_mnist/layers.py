@@ -59,8 +59,8 @@ LAYERS = {
         ("test_app.py", "test_web.py"),
     ),
     "search": Layer(
-        "the studies: seeds, the search on one machine or many, the ablation, the frontier",
-        ("scripts.search", "scripts.seeds", "scripts.launch", "scripts.ablation", "scripts.frontier"),
+        "the studies: seeds, the search on one machine or many, the ablation, the frontier, test-time views",
+        ("scripts.search", "scripts.seeds", "scripts.launch", "scripts.ablation", "scripts.frontier", "scripts.views"),
         ("optuna", "sqlalchemy", "psycopg"),
         tests=("test_search.py", "test_postgres.py", "test_studies.py"),
     ),

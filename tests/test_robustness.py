@@ -208,13 +208,15 @@ def test_bad_flag_is_a_usage_error_before_anything_starts(flags, message, tmp_pa
 
 COMMANDS = ["train", "predict", "evaluate", "export", "app", "scripts.seeds", "scripts.search", "scripts.frontier"]
 COMMANDS += ["scripts.reading_rate", "scripts.reading_examples", "benchmarks.bench_onnx", "benchmarks.bench_demo"]
+COMMANDS += ["scripts.ablation", "scripts.views"]
 
 
 @pytest.mark.parametrize("module", [of_its_layer(name) for name in COMMANDS])
 def test_every_command_answers_a_usage_error_in_one_line_that_points_at_help(module, monkeypatch, capsys):
     """What `python train.py --no-such-flag` runs (the script's `__main__` block), in this process."""
     path = ROOT / (module.replace(".", "/") + ".py")
-    monkeypatch.setattr(sys, "argv", [str(path), *["digit.png"] * (module == "predict"), "--no-such-flag"])
+    positional = {"predict": ["digit.png"], "scripts.views": ["model.pth"]}.get(module, [])  # what it requires
+    monkeypatch.setattr(sys, "argv", [str(path), *positional, "--no-such-flag"])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(path), run_name="__main__")
     assert exit_info.value.code == 2

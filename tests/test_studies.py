@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from compact_mnist.cli import UserError
 from model import PRESETS
@@ -111,3 +114,37 @@ def test_the_ablation_retrains_some_entries_only_beside_the_others_figures(tmp_p
     assert code == 2 and "holds no entry default, no-batchnorm" in stderr and "(--entries)" in stderr
     code, stderr = cli(ablation.main, ["--entries", "default", *out], capsys)
     assert code == 2 and "retrain them all with it" in stderr
+
+
+def test_a_view_moves_the_digit_one_pixel_and_the_edge_that_comes_in_repeats_the_old_one():
+    import torch
+
+    from scripts.views import SHIFTS, shifted
+
+    images = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28)
+    assert torch.equal(shifted(images, 0, 0), images)
+    right, down = shifted(images, 1, 0), shifted(images, 0, 1)
+    assert torch.equal(right[..., 1:], images[..., :-1]) and torch.equal(right[..., 0], images[..., 0])
+    assert torch.equal(down[..., 1:, :], images[..., :-1, :]) and torch.equal(down[..., 0, :], images[..., 0, :])
+    assert torch.equal(shifted(images, -1, 0)[..., :-1], images[..., 1:])
+    assert len(set(SHIFTS)) == 5 and (0, 0) in SHIFTS
+
+
+@pytest.mark.slow
+def test_the_views_screen_pairs_the_gain_by_model_and_times_both_readings(tmp_path, data_dir, monkeypatch):
+    from conftest import load_fewer
+    from scripts import views
+
+    monkeypatch.setattr(views, "load_mnist", load_fewer)  # the first 1,000 validation images
+    out = tmp_path / "views.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert views.main([str(MODEL_PATH), str(MODEL_PATH), "--rounds", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    seed = torch.load(MODEL_PATH, weights_only=True)["meta"]["seed"]
+    assert [row["seed"] for row in report["models"]] == [seed, seed]
+    first, second = report["models"]
+    gain = first["val_views"] - first["val_plain"]
+    assert report["val_gain"] == dict(mean=gain, standard_error=0, seeds=2), "one model twice: the same gain twice"
+    assert report["adopt"] == (gain > 0) and first == second
+    assert report["seconds_per_image"]["views"] > report["seconds_per_image"]["plain"] > 0
+    assert f"{gain:+.3f}%" in out.with_suffix(".md").read_text()
