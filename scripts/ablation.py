@@ -1,7 +1,7 @@
 """Why the default works: take away one of its parts at a time and measure what that costs.
 
     python scripts/ablation.py          # about 90 minutes on 2 CPU cores; writes reports/ablation.json and .md
-    python scripts/ablation.py --entries plain-convolutions   # retrain one entry; the others are read back
+    python scripts/ablation.py --entries plain-convolutions   # retrain one entry, keep the others' accuracies
 
 Each entry trains the default recipe with one change, on the same seeds (0 to 3, one thread each, two at a
 time) through scripts/seeds.py, beside the default itself, so that validation accuracy is compared seed by
@@ -50,36 +50,43 @@ ABLATIONS = {
 }
 
 
-def train_entry(name: str, flags: list[str], report: Path, runs: Path) -> str | None:
+def train_args(name: str) -> list[str]:
+    """train.py's flags for an entry, as its seeds train it and the report records it."""
+    return [*ABLATIONS[name][1], "--device", "cpu"]
+
+
+def train_entry(name: str, report: Path, runs: Path) -> str | None:
     """Train one entry's seeds into the report; the reason if its training failed (a diverging loss, say)."""
     compare = [] if name == "default" else ["--compare", "default"]
     argv = ["--seeds", *SEEDS, "--jobs", "2", "--name", name, *compare, "--report", str(report), "--runs", str(runs)]
     try:
-        seeds.main([*argv, "--", *flags, "--device", "cpu"])
+        seeds.main([*argv, "--", *train_args(name)])
     except UserError as error:
         return str(error)
     return None
 
 
-def epoch_seconds(rounds: int, images: int) -> dict[str, float]:
-    """Each entry's seconds per epoch of training steps (55,000 images) on one thread: the median of `rounds`
-    interleaved rounds of `images` images each, after a warm-up round."""
+def epoch_seconds(rounds: int, images: int) -> dict[str, list[float]]:
+    """Each entry's seconds per epoch of training steps (55,000 images) on one thread in each of `rounds` interleaved
+    rounds of `images` images, after a warm-up round."""
     import torch
 
     torch.set_num_threads(1)  # as each training run had
     data = load_mnist(resolve_data_dir(None), torch.device("cpu"))
-    recipes = {name: parse_args([*flags, "--device", "cpu"]).recipe for name, (_, flags) in ABLATIONS.items()}
+    recipes = {name: parse_args(train_args(name)).recipe for name in ABLATIONS}
     times: dict[str, list[float]] = {name: [] for name in recipes}
     for round_index in range(rounds + 1):
         for name, recipe in recipes.items():
             seconds = time_ours(data, recipe, images)
             if round_index:  # round 0 warms up
-                times[name].append(seconds * EPOCH_IMAGES / images)
-    return {name: statistics.median(values) for name, values in times.items()}
+                times[name].append(round(seconds * EPOCH_IMAGES / images, 2))
+    return times
 
 
-def summary(report: dict, failures: dict[str, str], seconds: dict[str, float]) -> list[dict]:
-    """One row per entry: parameters, validation mean, paired gain over the default, seconds per epoch."""
+def summary(report: dict, failures: dict[str, str], rounds: dict[str, list[float]]) -> list[dict]:
+    """One row per entry: parameters, validation mean, paired gain over the default, seconds per epoch (the median of
+    the timing rounds, and each round's)."""
+    seconds = {name: statistics.median(values) for name, values in rounds.items()}
     rows = []
     for name, (taken, flags) in ABLATIONS.items():
         row = dict(name=name, taken_away=taken, flags=flags, failed=failures.get(name))
@@ -90,6 +97,7 @@ def summary(report: dict, failures: dict[str, str], seconds: dict[str, float]) -
                 val_mean=entry["summary"]["val_acc"]["mean"],
                 test_mean=entry["summary"]["test_acc"]["mean"],
                 seconds_per_epoch=seconds[name],
+                seconds_per_epoch_rounds=rounds[name],
                 time_vs_default=seconds[name] / seconds["default"],
                 val_gain=entry.get("compared_with", {}).get("val_gain"),
             )
@@ -102,10 +110,11 @@ def markdown(rows: list[dict]) -> str:
         f"Seeds {', '.join(SEEDS)}, one thread each, two at a time, 20 epochs, final-epoch models "
         "(`python scripts/ablation.py`). The change is in validation accuracy against the default, paired by seed, "
         "with its standard error; a change within two standard errors is no finding. Seconds per epoch are training "
-        "steps on one thread, timed apart in interleaved rounds (no evaluation). Test means decide nothing.",
+        "steps on one thread, timed apart in interleaved rounds (no evaluation): the median, and the fastest and "
+        "slowest round. Test means decide nothing.",
         "",
-        "| taken away | train.py flags | parameters | val mean | val change (SE) | s / epoch | time vs default "
-        "| test mean |",
+        "| taken away | train.py flags | parameters | val mean | val change (SE) | s / epoch (rounds) "
+        "| time vs default | test mean |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -117,7 +126,8 @@ def markdown(rows: list[dict]) -> str:
         change = f"{gain['mean']:+.3f}% ({gain['standard_error']:.3f}%)" if gain else "baseline"
         lines.append(
             f"| {row['taken_away']} | {flags} | {row['params']:,} | {row['val_mean']:.2f}% | {change} "
-            f"| {row['seconds_per_epoch']:.1f} | {row['time_vs_default']:.2f}x | {row['test_mean']:.2f}% |"
+            f"| {row['seconds_per_epoch']:.1f} ({min(row['seconds_per_epoch_rounds']):.1f}-"
+            f"{max(row['seconds_per_epoch_rounds']):.1f}) | {row['time_vs_default']:.2f}x | {row['test_mean']:.2f}% |"
         )
     return "\n".join(lines) + "\n"
 
@@ -144,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=list(ABLATIONS),
         default=list(ABLATIONS),
         metavar="NAME",
-        help=f"entries to train; the others keep their figures in --out (default: all of {', '.join(ABLATIONS)})",
+        help=f"entries to train; the others keep their accuracies in --out, and every entry is timed again "
+        f"(default: all of {', '.join(ABLATIONS)})",
     )
     args = parser.parse_args(argv)
     summary_path = args.out.with_name("ablation-summary.json")
@@ -154,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     if kept and "default" in args.entries:
         raise UserError("every entry's change is measured against the default: retrain them all with it")
-    if missing := [name for name in kept if name not in read_report(args.out) and name not in failures]:
+    report = read_report(args.out)
+    if missing := [name for name in kept if name not in report and name not in failures]:
         raise UserError(f"{args.out} holds no entry {', '.join(missing)}: train it too (--entries)")
-    for name, (_, flags) in ABLATIONS.items():
-        if name not in args.entries:
-            continue
-        if reason := train_entry(name, flags, args.out, args.runs):
+    if stale := [name for name in kept if name in report and report[name]["train_args"] != train_args(name)]:
+        raise UserError(f"{args.out} trained {', '.join(stale)} with flags of another day: train it too (--entries)")
+    for name in [name for name in ABLATIONS if name in args.entries]:  # the default first: the others compare with it
+        if reason := train_entry(name, args.out, args.runs):
             failures[name] = reason
             if name == "default":
                 raise UserError(f"the default itself failed to train: {reason}")

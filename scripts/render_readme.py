@@ -123,11 +123,16 @@ def timings() -> str:
             )
         if "coverage" in today:
             suite += f"; it runs {today['coverage']['percent']:.1f}% of the project's lines"
-        suite += f" (`python benchmarks/bench_suite.py --repeats {len(full['seconds'])} --baseline REV`)"
+            if before and "coverage" in before:
+                suite += f", the earlier suite {before['coverage']['percent']:.1f}%"
+        flags = f"--repeats {len(full['seconds'])}"
+        flags += f" --baseline {results['revision']['baseline']}" if before else ""
+        flags += " --coverage" if "coverage" in today else ""
+        suite += f" (`python benchmarks/bench_suite.py {flags}`)"
     floor = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["coverage"]["report"]
     suite += (
         f". The workflow fails below {floor['fail_under']}% line coverage (coverage.py, every process the suite starts "
-        "included; `--coverage` above measures it)"
+        "included; the script's `--coverage` measures it)"
     )
     return (
         f"{suite}. The committed model trained in {meta['train_seconds']:.0f} s (`python train.py`, "

@@ -1,12 +1,11 @@
-"""Test-time views, screened on validation: each trained model reads the 5,000 validation images plain and as the
-mean of its probabilities over the image and its four one-pixel shifts; the gain is paired by model.
+"""Test-time views, screened on validation: each trained model reads the validation images plain and as the mean
+of its probabilities over the image and its four one-pixel shifts; the gain is paired by model.
 
-    python scripts/seeds.py --seeds 0 1 2 3 4 5 6 7 8 9 --jobs 2 --report runs/views.json --runs runs/views
     python scripts/views.py runs/views/default/seed-*/mnist_model.pth   # writes reports/views-screen.json and .md
 
-The rule, written in docs/experiments.md before the runs: the views are adopted if their mean validation gain over
-the plain reading exceeds two standard errors of the paired difference. Their cost is measured beside it: seconds
-per image on one thread, plain and with views, the median of interleaved rounds. The test set is not read.
+The models must be seeds of one recipe (docs/experiments.md, "test-time views", trains them and states the rule);
+the cost of the views is measured beside it, seconds per image on one thread, plain and with views. No model is
+evaluated on the test set.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from compact_mnist.checkpoint import load_model
-from compact_mnist.cli import ArgumentParser, positive_int, run_cli
+from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import add_data_dir_argument, load_mnist, resolve_data_dir
 from compact_mnist.files import write_atomic
 from model import predict
@@ -31,12 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (right, down) in pixels: the image itself and its four one-pixel shifts.
 SHIFTS = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
-TIMED_IMAGES = 1_000  # validation images each timing round reads, in predict's batches of 500
+TIMED_IMAGES = 1_000  # validation images each timing round reads
 
 
 def shifted(images: torch.Tensor, right: int, down: int) -> torch.Tensor:
     """`images` (N, 1, H, W) moved `right` and `down` pixels (|shift| <= 1); the edge that comes in repeats the old
     edge, which on MNIST is background."""
+    if abs(right) > 1 or abs(down) > 1:
+        raise ValueError(f"a view moves at most one pixel each way, not ({right}, {down})")
     height, width = images.shape[-2:]
     padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
     return padded[..., 1 - down : 1 - down + height, 1 - right : 1 - right + width]
@@ -65,13 +66,29 @@ def seconds_per_image(model: torch.nn.Module, images: torch.Tensor, rounds: int)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def one_recipe(metas: list[dict]) -> int:
+    """The validation size of models that are distinct seeds of one recipe, which a paired screen needs; a UserError
+    otherwise, or where they held no validation images out."""
+    recipes = {json.dumps([meta["spec"], meta["epochs"], meta["hyperparameters"]], sort_keys=True) for meta in metas}
+    seeds = [meta["seed"] for meta in metas]
+    if len(metas) < 2 or len(recipes) > 1 or len(set(seeds)) < len(seeds):
+        raise UserError(
+            f"give two or more models of one recipe, each of its own seed (here {len(recipes)} recipes, seeds "
+            f"{', '.join(map(str, seeds))}): the gain is paired by model"
+        )
+    val_size = int(metas[0]["hyperparameters"]["val_size"])
+    if not val_size:
+        raise UserError("these models trained on every image (--val-size 0): no validation images to screen on")
+    return val_size
+
+
 def markdown(report: dict) -> str:
     gain = report["val_gain"]
     cost = report["seconds_per_image"]
     lines = [
-        f"Validation (5,000 images), each model read plain and averaged over {len(SHIFTS)} views (the image and its "
-        "four one-pixel shifts), paired by model (`python scripts/views.py`). Rule: adopt the views if the mean gain "
-        "exceeds two standard errors.",
+        f"Validation ({report['val_images']:,} images, `{report['spec']}`), each model read plain and averaged over "
+        f"{len(SHIFTS)} views (the image and its four one-pixel shifts), paired by model (`python scripts/views.py`); "
+        "the rule, adopt the views if the mean gain exceeds two standard errors, is in docs/experiments.md.",
         "",
         "| model | seed | val plain | val with views | gain |",
         "|---|---:|---:|---:|---:|",
@@ -103,29 +120,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    data = load_mnist(resolve_data_dir(args.data_dir), torch.device("cpu"))
-    rows, models = [], []
-    for path in args.checkpoints:
-        model, meta = load_model(path)
-        models.append(model)
-        rows.append(
-            dict(
-                checkpoint=path.as_posix(),
-                seed=meta["seed"],
-                spec=meta["spec"],
-                val_plain=evaluate(model, data.val_images, data.val_labels)[1],  # as training records it
-                val_views=views_accuracy(model, data.val_images, data.val_labels),
-            )
+    loaded = [(path, *load_model(path)) for path in args.checkpoints]
+    val_size = one_recipe([meta for _, _, meta in loaded])
+    data = load_mnist(resolve_data_dir(args.data_dir), torch.device("cpu"), val_size=val_size)
+    rows = [
+        dict(
+            checkpoint=path.as_posix(),
+            seed=meta["seed"],
+            val_plain=evaluate(model, data.val_images, data.val_labels)[1],  # as training records it
+            val_views=views_accuracy(model, data.val_images, data.val_labels),
         )
+        for path, model, meta in loaded
+    ]
     gain = paired_gain([(row["val_views"], row["val_plain"]) for row in rows])
-    if gain is None:
-        parser.error("give at least two checkpoints: the gain is paired by model")
+    assert gain is not None  # one_recipe asked for two models at least
     report = dict(
+        spec=loaded[0][2]["spec"],
+        val_images=len(data.val_labels),
         shifts=SHIFTS,
         models=rows,
         val_gain=gain,
         adopt=gain["mean"] > 2 * gain["standard_error"],
-        seconds_per_image=seconds_per_image(models[0], data.val_images[:TIMED_IMAGES], args.rounds),
+        seconds_per_image=seconds_per_image(loaded[0][1], data.val_images[:TIMED_IMAGES], args.rounds),
     )
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)
     write_atomic(markdown(report).encode(), args.out.with_suffix(".md"))
