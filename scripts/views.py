@@ -2,10 +2,12 @@
 of its probabilities over the image and its four one-pixel shifts; the gain is paired by model.
 
     python scripts/views.py runs/views/default/seed-*/mnist_model.pth   # writes reports/views-screen.json and .md
+    python scripts/views.py runs/views/default/seed-*/mnist_model.pth --test --out reports/views-seeds.json
 
 The models must be seeds of one recipe (docs/experiments.md, "test-time views", trains them and states the rule);
-the cost of the views is measured beside it, seconds per image on one thread, plain and with views. No model is
-evaluated on the test set.
+the cost of the views is measured beside it, seconds per image on one thread, plain and with views. Only --test,
+for views already adopted on validation, evaluates the models on the test set, plain and with views; it decides
+nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import torch.nn.functional as F
 
 from compact_mnist.checkpoint import load_model
 from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
-from compact_mnist.data import add_data_dir_argument, load_mnist, resolve_data_dir
+from compact_mnist.data import MnistTensors, add_data_dir_argument, load_mnist, resolve_data_dir
 from compact_mnist.files import write_atomic
+from compact_mnist.goals import TARGET_ACCURACY
 from model import predict
 from scripts.seeds import paired_gain
 from train import evaluate
@@ -82,6 +85,36 @@ def one_recipe(metas: list[dict]) -> int:
     return val_size
 
 
+def readings_on_test(model: torch.nn.Module, data: MnistTensors) -> dict[str, float]:
+    return dict(
+        test_plain=evaluate(model, data.test_images, data.test_labels)[1],
+        test_views=views_accuracy(model, data.test_images, data.test_labels),
+    )
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return dict(
+        mean=statistics.mean(values), std=statistics.stdev(values), min=min(values), max=max(values),
+        at_target=sum(value >= TARGET_ACCURACY for value in values),
+    )  # fmt: skip
+
+
+def lines_on_test(report: dict) -> list[str]:
+    """The test figures of --test: each reading's mean, spread and seeds at the pass mark."""
+    lines = ["", f"Test ({report['test_images']:,} images), which decided nothing:", ""]
+    lines += [
+        f"| reading | mean | std | worst seed | best seed | seeds >= {TARGET_ACCURACY}% |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("plain", "views"):
+        figures = report["test"][name]
+        lines.append(
+            f"| {name} | {figures['mean']:.3f}% | {figures['std']:.3f}% | {figures['min']:.2f}% "
+            f"| {figures['max']:.2f}% | {figures['at_target']} of {len(report['models'])} |"
+        )
+    return lines
+
+
 def markdown(report: dict) -> str:
     gain = report["val_gain"]
     cost = report["seconds_per_image"]
@@ -90,13 +123,14 @@ def markdown(report: dict) -> str:
         f"{len(SHIFTS)} views (the image and its four one-pixel shifts), paired by model (`python scripts/views.py`); "
         "the rule, adopt the views if the mean gain exceeds two standard errors, is in docs/experiments.md.",
         "",
-        "| model | seed | val plain | val with views | gain |",
-        "|---|---:|---:|---:|---:|",
+        "| model | seed | val plain | val with views | gain |" + " test plain | test with views |" * ("test" in report),
+        "|---|---:|---:|---:|---:|" + "---:|---:|" * ("test" in report),
     ]
     for row in report["models"]:
         lines.append(
             f"| `{row['checkpoint']}` | {row['seed']} | {row['val_plain']:.2f}% | {row['val_views']:.2f}% "
             f"| {row['val_views'] - row['val_plain']:+.2f}% |"
+            + (f" {row['test_plain']:.2f}% | {row['test_views']:.2f}% |" if "test" in report else "")
         )
     lines += [
         "",
@@ -104,6 +138,8 @@ def markdown(report: dict) -> str:
         f"{'adopt' if report['adopt'] else 'no finding'}. Cost on one thread: {cost['plain'] * 1e6:.0f} us per image "
         f"plain, {cost['views'] * 1e6:.0f} us with views ({cost['views'] / cost['plain']:.1f}x).",
     ]
+    if "test" in report:
+        lines += lines_on_test(report)
     return "\n".join(lines) + "\n"
 
 
@@ -118,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "reports" / "views-screen.json",
         help="report file, with .md beside it (default: reports/views-screen.json)",
     )
+    parser.add_argument(
+        "--test", action="store_true", help="also read the test set, plain and with views (once adopted on validation)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     loaded = [(path, *load_model(path)) for path in args.checkpoints]
@@ -129,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=meta["seed"],
             val_plain=evaluate(model, data.val_images, data.val_labels)[1],  # as training records it
             val_views=views_accuracy(model, data.val_images, data.val_labels),
+            **(readings_on_test(model, data) if args.test else {}),
         )
         for path, model, meta in loaded
     ]
@@ -141,6 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         models=rows,
         val_gain=gain,
         adopt=gain["mean"] > 2 * gain["standard_error"],
+        **(
+            dict(
+                test_images=len(data.test_labels),
+                test={name: spread([row[f"test_{name}"] for row in rows]) for name in ("plain", "views")},
+            )
+            if args.test
+            else {}
+        ),
         seconds_per_image=seconds_per_image(loaded[0][1], data.val_images[:TIMED_IMAGES], args.rounds),
     )
     write_atomic((json.dumps(report, indent=2) + "\n").encode(), args.out)

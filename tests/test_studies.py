@@ -156,18 +156,23 @@ def test_the_views_screen_pairs_the_gain_by_model_and_times_both_readings(tmp_pa
     from scripts import views
 
     monkeypatch.setattr(views, "load_mnist", load_fewer)  # the first 1,000 validation images
-    # Two models whose readings differ a lot but whose views gain the same: paired, the gain is certain.
-    readings = iter([(0.0, 98.0), 98.2, (0.0, 99.0), 99.2])
+    # Two models whose readings differ a lot but whose views gain the same on validation: paired, the gain is
+    # certain. Each model is read on validation, then on test: plain, then with views.
+    readings = iter([(0.0, 98.0), 98.2, (0.0, 99.5), 99.3, (0.0, 99.0), 99.2, (0.0, 99.3), 99.6])
     monkeypatch.setattr(views, "evaluate", lambda *_: next(readings))
     monkeypatch.setattr(views, "views_accuracy", lambda *_: next(readings))
     out = tmp_path / "views.json"
+    argv = [*seeds_of_the_committed_model(tmp_path, [3, 4]), "--rounds", "1", "--test", "--out", str(out)]
     with contextlib.redirect_stdout(io.StringIO()):
-        assert views.main([*seeds_of_the_committed_model(tmp_path, [3, 4]), "--rounds", "1", "--out", str(out)]) == 0
+        assert views.main(argv) == 0
     report = json.loads(out.read_text())
     assert [(row["seed"], row["val_plain"], row["val_views"]) for row in report["models"]] == [
         (3, 98.0, 98.2),
         (4, 99.0, 99.2),
     ]
+    assert report["test"]["plain"]["min"] == 99.3 and report["test"]["plain"]["at_target"] == 1
+    assert report["test"]["views"]["mean"] == pytest.approx(99.45) and report["test"]["views"]["at_target"] == 1
+    assert report["test_images"] == 1_000 and "| views | 99.450% |" in out.with_suffix(".md").read_text()
     assert report["val_gain"]["mean"] == pytest.approx(0.2) and report["val_gain"]["standard_error"] < 1e-9
     assert report["adopt"] and report["val_images"] == 1_000
     assert report["seconds_per_image"]["views"] > report["seconds_per_image"]["plain"] > 0
