@@ -132,11 +132,6 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_summary(path: Path) -> list[dict]:
-    """The rows of an earlier summary; none if there is none."""
-    return json.loads(path.read_text())["rows"] if path.is_file() else []
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablation", help="folder for the runs")
@@ -161,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     summary_path = args.out.with_name("ablation-summary.json")
     kept = [name for name in ABLATIONS if name not in args.entries]
     failures = {
-        row["name"]: row["failed"] for row in read_summary(summary_path) if row["name"] in kept and row["failed"]
+        row["name"]: row["failed"]
+        for row in read_report(summary_path).get("rows", [])
+        if row["name"] in kept and row["failed"]
     }
     if kept and "default" in args.entries:
         raise UserError("every entry's change is measured against the default: retrain them all with it")

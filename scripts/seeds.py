@@ -74,6 +74,16 @@ def paired_gain(pairs: list[tuple[float, float]]) -> dict | None:
     )
 
 
+def spread(values: list[float]) -> dict[str, float]:
+    """Mean, standard deviation (0 for one value), minimum and maximum."""
+    return dict(
+        mean=statistics.mean(values),
+        std=statistics.stdev(values) if len(values) > 1 else 0.0,
+        min=min(values),
+        max=max(values),
+    )
+
+
 def summarize(runs: list[dict]) -> dict:
     """Mean, standard deviation, minimum and maximum of the validation and test accuracies, and for runs
     with --ema the mean gain of the averaged weights over the raw ones on validation, with its standard error."""
@@ -82,12 +92,7 @@ def summarize(runs: list[dict]) -> dict:
         values = [run[key] for run in runs if run.get(key) is not None]
         if not values:  # raw_* only exist for runs with --ema
             continue
-        result[key] = dict(
-            mean=statistics.mean(values),
-            std=statistics.stdev(values) if len(values) > 1 else 0.0,
-            min=min(values),
-            max=max(values),
-        )
+        result[key] = spread(values)
     # Averaging against the same run's raw weights: a paired comparison per seed.
     gain = paired_gain([(run["val_acc"], run["raw_val_acc"]) for run in runs if run.get("raw_val_acc") is not None])
     if gain:

@@ -12,6 +12,7 @@ nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -24,9 +25,9 @@ from compact_mnist.checkpoint import load_model
 from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import MnistTensors, add_data_dir_argument, load_mnist, resolve_data_dir
 from compact_mnist.files import write_atomic
-from compact_mnist.goals import TARGET_ACCURACY
+from compact_mnist.goals import TARGET_ACCURACY, recorded_recipe
 from model import predict
-from scripts.seeds import paired_gain
+from scripts.seeds import paired_gain, spread
 from train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,17 +73,17 @@ def seconds_per_image(model: torch.nn.Module, images: torch.Tensor, rounds: int)
 def one_recipe(metas: list[dict]) -> int:
     """The validation size of models that are distinct seeds of one recipe, which a paired screen needs; a UserError
     otherwise, or where they held no validation images out."""
-    recipes = {json.dumps([meta["spec"], meta["epochs"], meta["hyperparameters"]], sort_keys=True) for meta in metas}
-    seeds = [meta["seed"] for meta in metas]
-    if len(metas) < 2 or len(recipes) > 1 or len(set(seeds)) < len(seeds):
+    recipes = [recorded_recipe(meta) for meta in metas]
+    seeds = [recipe.seed for recipe in recipes]
+    kinds = {dataclasses.replace(recipe, seed=0) for recipe in recipes}
+    if len(metas) < 2 or len(kinds) > 1 or len(set(seeds)) < len(seeds):
         raise UserError(
-            f"give two or more models of one recipe, each of its own seed (here {len(recipes)} recipes, seeds "
+            f"give two or more models of one recipe, each of its own seed (here {len(kinds)} recipes, seeds "
             f"{', '.join(map(str, seeds))}): the gain is paired by model"
         )
-    val_size = int(metas[0]["hyperparameters"]["val_size"])
-    if not val_size:
+    if not recipes[0].val_size:
         raise UserError("these models trained on every image (--val-size 0): no validation images to screen on")
-    return val_size
+    return recipes[0].val_size
 
 
 def readings_on_test(model: torch.nn.Module, data: MnistTensors) -> dict[str, float]:
@@ -92,11 +93,9 @@ def readings_on_test(model: torch.nn.Module, data: MnistTensors) -> dict[str, fl
     )
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    return dict(
-        mean=statistics.mean(values), std=statistics.stdev(values), min=min(values), max=max(values),
-        at_target=sum(value >= TARGET_ACCURACY for value in values),
-    )  # fmt: skip
+def spread_on_test(values: list[float]) -> dict[str, float]:
+    """The seeds' spread, and how many reach the pass mark."""
+    return dict(spread(values), at_target=sum(value >= TARGET_ACCURACY for value in values))
 
 
 def lines_on_test(report: dict) -> list[str]:
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         **(
             dict(
                 test_images=len(data.test_labels),
-                test={name: spread([row[f"test_{name}"] for row in rows]) for name in ("plain", "views")},
+                test={name: spread_on_test([row[f"test_{name}"] for row in rows]) for name in ("plain", "views")},
             )
             if args.test
             else {}
