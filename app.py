@@ -111,9 +111,11 @@ class Reader:
     def about(self) -> str:
         meta = self.meta
         accuracy = f"{meta['test_accuracy']:.2f}%" if meta.get("test_accuracy") is not None else "not recorded"
+        plain = meta.get("plain_test_accuracy")
+        views = f" read with test-time views ({plain:.2f}% without them)" if plain is not None else ""
         return (
             f"**Model** `{meta.get('model')}` (`{meta.get('spec')}`): {meta.get('params', 0):,} parameters, "
-            f"test accuracy {accuracy} on MNIST's 10,000 test digits, trained {meta.get('epochs')} epochs."
+            f"test accuracy {accuracy}{views} on MNIST's 10,000 test digits, trained {meta.get('epochs')} epochs."
         )
 
 

@@ -3,7 +3,8 @@
     python evaluate.py --checkpoint models/mnist_model.pth      # writes into reports/
 
 Prints test accuracy, per-class accuracy, precision and recall, and the confusion matrix; writes
-evaluation.json, confusion_matrix.txt, confusion_matrix.png and misclassified.png.
+evaluation.json, confusion_matrix.txt, confusion_matrix.png and misclassified.png. A model that reads with
+test-time views is measured as it reads, and the network alone beside it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from compact_mnist.checkpoint import add_model_arguments, load_model
 from compact_mnist.cli import ArgumentParser, run_cli
 from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from compact_mnist.files import fingerprint, stamp, write_atomic
-from model import predict
+from model import Net, predict
 
 
 def confusion(true: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
@@ -46,6 +47,14 @@ def class_report(matrix: torch.Tensor) -> list[dict[str, Any]]:
     return rows
 
 
+def plain_accuracy(model: Net, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy in percent of the network alone, without the test-time views that `model` reads with."""
+    model.views = False
+    correct = (predict(model, images).argmax(1) == labels).sum().item()
+    model.views = True
+    return correct * 100 / len(labels)
+
+
 def matrix_text(matrix: torch.Tensor) -> str:
     header = "true\\pred" + "".join(f"{digit:>6}" for digit in range(10))
     return "\n".join(
@@ -71,14 +80,17 @@ def main(argv: list[str] | None = None) -> int:
 
     model, meta = load_model(args.checkpoint, args.model)
     raw_images, labels = load_test_split(resolve_data_dir(args.data_dir))
-    confidence, predicted = predict(model, normalize(raw_images)).exp().max(1)
+    images = normalize(raw_images)
+    confidence, predicted = predict(model, images).exp().max(1)
     matrix = confusion(labels, predicted)
     correct = matrix.trace().item()
     accuracy = correct * 100 / len(labels)
     classes = class_report(matrix)
+    plain = plain_accuracy(model, images, labels) if model.views else None  # the network alone, beside
 
     print(f"{args.checkpoint}: {meta['model']} model, {meta['params']:,} parameters")
-    print(f"test accuracy: {accuracy:.2f}% ({correct:,} of {len(labels):,})\n")
+    views = f", read with test-time views (the network alone: {plain:.2f}%)" if plain is not None else ""
+    print(f"test accuracy: {accuracy:.2f}% ({correct:,} of {len(labels):,}){views}\n")
     print("digit  support  accuracy/recall  precision")
     for row in classes:
         print(f"{row['digit']:>5}  {row['support']:>7}  {row['recall']:>14.2f}%  {row['precision']:>8.2f}%")
@@ -90,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=str(args.checkpoint),
         checkpoint_sha256=fingerprint(args.checkpoint),
         test_accuracy=accuracy,
+        views=model.views,
+        plain_test_accuracy=plain,
         per_class=classes,
         confusion_matrix=matrix.tolist(),
         misclassified=len(labels) - correct,

@@ -4,8 +4,9 @@
     python export.py --int8     # also models/mnist_model.int8.onnx, quantized to 8-bit integers
 
 The ONNX file takes a batch of any size of normalized `(N, 1, 28, 28)` images and returns `(N, 10)`
-log-probabilities. Before writing it, the script runs it with onnxruntime on real test images and
-refuses (exit 2) if any output differs from PyTorch's by more than --tolerance or any prediction differs.
+log-probabilities, read as the checkpoint reads (with test-time views, all five are in the graph). Before writing
+it, the script runs it with onnxruntime on real test images and refuses (exit 2) if any output differs from
+PyTorch's by more than --tolerance or any prediction differs.
 Beside it go the Hugging Face Hub's files, `model.safetensors` and `config.json` (hub_model.py loads them),
 the same weights converted, not retrained; all of them record the checkpoint's hash.
 The exporter already folds each BatchNorm into the convolution before it; the file keeps the graph, its
@@ -73,7 +74,7 @@ def stamp(onnx_bytes: bytes, checkpoint: Path) -> bytes:
 
 def hub_files(model: torch.nn.Module, meta: dict, checkpoint: Path) -> tuple[bytes, bytes]:
     """The Hugging Face Hub's layout of the model: `model.safetensors` (the weights, no pickle) and `config.json`
-    (the arguments that rebuild the network), each recording the checkpoint's fingerprint."""
+    (the arguments that rebuild the network, test-time views included), each recording the checkpoint's fingerprint."""
     from safetensors.torch import save
 
     stamp = fingerprint(checkpoint)
@@ -84,6 +85,7 @@ def hub_files(model: torch.nn.Module, meta: dict, checkpoint: Path) -> tuple[byt
         dropout=recipe.dropout,
         batchnorm=recipe.batchnorm,
         head=recipe.head,
+        views=recipe.views,
         checkpoint_sha256=stamp,
     )
     return weights, (json.dumps(config, indent=2) + "\n").encode()

@@ -5,7 +5,7 @@
     model.eval()
 
 `python export.py` writes what it reads beside the ONNX file: `model.safetensors` (the committed checkpoint's
-weights, no pickle) and `config.json` (the layer spec and dropout that rebuild the network), both stamped with
+weights, no pickle) and `config.json` (the layer spec, dropout and test-time views that rebuild it), both stamped with
 the checkpoint's hash. It lives outside model.py so that importing the model costs nothing more.
 """
 

@@ -5,8 +5,10 @@
     digit = model.to_mnist(PIL.Image.open("digit.png"))                         # (1, 28, 28), normalized
     print(model(digit[None]).argmax(1))                                          # log-probabilities -> digit
 
-Only the default preset has committed weights (models/mnist_model.pth); the others load untrained with
-pretrained=False, to be trained with `python train.py --model NAME`.
+The committed weights read with test-time views, as they were saved (the mean over the image and its four
+one-pixel shifts; `model.views = False` reads the image alone). Only the default preset has committed weights
+(models/mnist_model.pth); the others load untrained with pretrained=False, to be trained with
+`python train.py --model NAME`.
 """
 
 from pathlib import Path as _Path

@@ -392,6 +392,13 @@ def fit(
     return final_model, history
 
 
+def read_with_views(model: nn.Module, data: MnistTensors) -> dict[str, Any]:
+    """The saved model's figures with --views: from here on it reads with test-time views (model.SHIFTS)."""
+    model.views = True
+    test_acc = evaluate(model, data.test_images, data.test_labels)[1]
+    return dict(val_accuracy=validate(model, data)[1], test_accuracy=test_acc)
+
+
 def trained_recipe(recipe: Recipe) -> dict[str, Any]:
     """What a run trains, as metrics.json records it: the layer spec, epochs, seed and every other recipe value."""
     values = recipe.as_dict()
@@ -402,7 +409,8 @@ def trained_recipe(recipe: Recipe) -> dict[str, Any]:
 def run_record(
     recipe: Recipe, model: nn.Module, history: list[dict[str, Any]], device: torch.device, seconds: float, resumed: bool
 ) -> dict[str, Any]:
-    """metrics.json's "meta", also stored in the checkpoint: the recipe, the final figures, and where and when."""
+    """metrics.json's "meta", also stored in the checkpoint: the recipe, the final figures (with --views the plain
+    network's, beside those of read_with_views), and where and when."""
     final = history[-1]
     return dict(
         model=recipe.model,
@@ -410,6 +418,8 @@ def run_record(
         params=count_parameters(model),
         val_accuracy=final["val_acc"],
         test_accuracy=final["test_acc"],
+        plain_val_accuracy=final["val_acc"] if recipe.views else None,
+        plain_test_accuracy=final["test_acc"] if recipe.views else None,
         raw_val_accuracy=final.get("raw_val_acc"),
         raw_test_accuracy=final.get("raw_test_acc"),
         train_seconds=seconds,
@@ -491,6 +501,7 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
             )
         return 130
     meta = run_record(recipe, model, history, args.device, time.perf_counter() - started, bool(args.resume))
+    meta |= read_with_views(model, data) if recipe.views else {}
     save_atomic({"state_dict": model.state_dict(), "meta": meta}, out / "mnist_model.pth")
     write_atomic((json.dumps({"meta": meta, "history": history}, indent=2) + "\n").encode(), out / "metrics.json")
     save_curves(history, out / "training_curves.png")
@@ -498,9 +509,10 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
     state_file.unlink(missing_ok=True)
     elsewhere = args.resume and args.resume.resolve() != state_file.resolve()
     kept = f"; {args.resume}, which it continued from, is as it was" if elsewhere else ""
+    views = f" with views (plain: test {meta['plain_test_accuracy']:.2f}%)" if recipe.views else ""
     print(
         f"saved {out / 'mnist_model.pth'}: {meta['params']:,} parameters, val {percent(meta['val_accuracy']).strip()}, "
-        f"test {meta['test_accuracy']:.2f}%, {meta['train_seconds']:.0f} s in all; "
+        f"test {meta['test_accuracy']:.2f}%{views}, {meta['train_seconds']:.0f} s in all; "
         f"removed {state_file}, which a finished run no longer needs{kept}"
     )
     return 0

@@ -41,7 +41,7 @@ def load_weights(model: torch.nn.Module, state_dict: dict[str, Any], path: Path)
 
 def load_model(path: Path, spec: str | None = None, network: type[Net] = Net) -> tuple[Net, dict[str, Any]]:
     """Load a checkpoint into the architecture it records (or into `spec`, to insist on one), built as `network`
-    (`Net`, or a subclass of it such as the Hub entry's).
+    (`Net`, or a subclass of it such as the Hub entry's), reading with test-time views if it was saved so.
 
     Returns the model in eval mode and the checkpoint's metadata.
     """
@@ -50,7 +50,10 @@ def load_model(path: Path, spec: str | None = None, network: type[Net] = Net) ->
     try:
         recipe = Recipe.recorded(meta.get("hyperparameters", {}))
         model = network(
-            spec or meta.get("spec") or meta.get("model", "default"), batchnorm=recipe.batchnorm, head=recipe.head
+            spec or meta.get("spec") or meta.get("model", "default"),
+            batchnorm=recipe.batchnorm,
+            head=recipe.head,
+            views=recipe.views,
         )
     except (ValueError, TypeError):
         raise UserError(

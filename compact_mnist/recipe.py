@@ -25,9 +25,9 @@ NET = inspect.signature(Net).parameters  # the network's own defaults are the re
 # What each preset trains with where it differs from Recipe(), the default's recipe.
 PRESET_RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
-    "small": dict(elastic=0.0),
-    "tiny": dict(elastic=0.0, label_smoothing=0.0, clean_epochs=5),
-    "micro": dict(elastic=0.0, label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5),
+    "small": dict(elastic=0.0, views=False),
+    "tiny": dict(elastic=0.0, label_smoothing=0.0, clean_epochs=5, views=False),
+    "micro": dict(elastic=0.0, label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5, views=False),
 }
 
 
@@ -96,6 +96,13 @@ class Recipe:
         kind=float,
         at_least=0,
         below=1,
+    )
+    views: bool = option(
+        True,
+        "the saved model reads each image as the mean of its probabilities over the image and its four one-pixel "
+        "shifts (test-time views); training is unchanged",
+        before=False,
+        resume=True,
     )
     val_size: int = option(
         VAL_SIZE,
@@ -180,18 +187,20 @@ def default_help(item: dataclasses.Field[Any]) -> str:
     """The end of a recipe flag's help: its default, and the presets that train with other values."""
     if item.name == "model":
         return f" (default: the preset {item.default})"
-    if isinstance(item.default, bool) or item.default is None:
-        return ""
     others: dict[Any, list[str]] = {}  # value -> the presets that train with it
     for name in PRESETS:
         value = getattr(for_model(name), item.name)
         if value != item.default:
             others.setdefault(value, []).append(name)
+    if item.default is None or (isinstance(item.default, bool) and not others):
+        return ""
     rest = "".join(f"; {', '.join(names)}: {shown(value)}" for value, names in others.items())
     return f" (default: {shown(item.default)}{rest})"
 
 
 def shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -204,14 +213,17 @@ def flag(name: str, value: Any, bare: bool = False) -> str:
 
 
 def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Recipe field, in the fields' order: --no-NAME or --NAME for a switch, else --NAME VALUE checked
-    as the field says. Defaults are left out of the namespace, so that `given_values` knows what was given."""
+    """One flag per Recipe field, in the fields' order: --no-NAME or --NAME for a switch (both where presets differ
+    on it), else --NAME VALUE checked as the field says. Defaults are left out of the namespace, so that
+    `given_values` knows what was given."""
     for item in FIELDS:
         check = {key: value for key, value in item.metadata.items() if key not in ("help", "before", "resume")}
         words = item.metadata["help"].format(presets=", ".join(f"{name} = {spec}" for name, spec in PRESETS.items()))
         options = dict(dest=item.name, default=argparse.SUPPRESS, help=(words + default_help(item)).replace("%", "%%"))
         name = item.name.replace("_", "-")
-        if isinstance(item.default, bool):
+        if isinstance(item.default, bool) and default_help(item):  # presets differ: both --NAME and --no-NAME
+            parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, **options)
+        elif isinstance(item.default, bool):
             action = "store_false" if item.default else "store_true"
             parser.add_argument(flag(item.name, not item.default), action=action, **options)
         elif "choices" in check:

@@ -53,6 +53,8 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
         seed=seed,
         val_acc=meta["val_accuracy"],
         test_acc=meta["test_accuracy"],
+        plain_val_acc=meta.get("plain_val_accuracy"),
+        plain_test_acc=meta.get("plain_test_accuracy"),
         raw_val_acc=meta.get("raw_val_accuracy"),
         raw_test_acc=meta.get("raw_test_accuracy"),
         first_epoch_at_target=first,
@@ -84,19 +86,25 @@ def spread(values: list[float]) -> dict[str, float]:
     )
 
 
+# Each pair of figures that one run records of two readings: the saved model's, and the plain network's (--views)
+# or the raw weights' (--ema). The gain of the first over the second is paired by seed.
+PAIRED = {"views_val_gain": "plain_val_acc", "averaging_val_gain": "raw_val_acc"}
+
+
 def summarize(runs: list[dict]) -> dict:
-    """Mean, standard deviation, minimum and maximum of the validation and test accuracies, and for runs
-    with --ema the mean gain of the averaged weights over the raw ones on validation, with its standard error."""
+    """Mean, standard deviation, minimum and maximum of the validation and test accuracies; for runs with --views
+    the plain network's too, for runs with --ema the raw weights', each with the saved model's mean gain over them on
+    validation and its standard error."""
     result = {}
-    for key in ("val_acc", "test_acc", "raw_val_acc", "raw_test_acc"):
+    for key in ("val_acc", "test_acc", "plain_val_acc", "plain_test_acc", "raw_val_acc", "raw_test_acc"):
         values = [run[key] for run in runs if run.get(key) is not None]
-        if not values:  # raw_* only exist for runs with --ema
+        if not values:  # plain_* exist only for runs with --views, raw_* for runs with --ema
             continue
         result[key] = spread(values)
-    # Averaging against the same run's raw weights: a paired comparison per seed.
-    gain = paired_gain([(run["val_acc"], run["raw_val_acc"]) for run in runs if run.get("raw_val_acc") is not None])
-    if gain:
-        result["averaging_val_gain"] = gain
+    for name, other in PAIRED.items():
+        gain = paired_gain([(run["val_acc"], run[other]) for run in runs if run.get(other) is not None])
+        if gain:
+            result[name] = gain
     return result
 
 
@@ -165,13 +173,20 @@ def gain_text(gain: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    """One table per entry: a row per seed, then the summary rows. Runs with --ema also show the raw
-    weights' figures from the same run, so the two can be compared seed by seed."""
+    """One table per entry: a row per seed, then the summary rows. Runs with --views also show the plain network's
+    figures from the same run, runs with --ema the raw weights', so the two can be compared seed by seed."""
     lines = []
+    titles = dict(
+        val_acc="val acc",
+        test_acc="test acc",
+        plain_val_acc="plain val",
+        plain_test_acc="plain test",
+        raw_val_acc="raw val",
+        raw_test_acc="raw test",
+    )
     for name, entry in report.items():
         flags = " ".join(entry["train_args"]) or "(defaults)"
-        keys = ["val_acc", "test_acc"] + (["raw_val_acc", "raw_test_acc"] if "raw_val_acc" in entry["summary"] else [])
-        titles = {"val_acc": "val acc", "test_acc": "test acc", "raw_val_acc": "raw val", "raw_test_acc": "raw test"}
+        keys = [key for key in titles if key in entry["summary"]]
         lines += [
             f"### {name}: {entry['params']:,} parameters, train.py {flags}",
             "",
@@ -189,6 +204,14 @@ def markdown(report: dict) -> str:
         for stat in ("mean", "std", "min", "max"):
             values = [entry["summary"].get(key, {}).get(stat) for key in keys]
             lines.append(f"| **{stat}** | " + " | ".join(pct(value, 3) for value in values) + " | | | |")
+        gain = entry["summary"].get("views_val_gain")
+        if gain:
+            lines += [
+                "",
+                "Read with test-time views (val acc, test acc) and by the network alone (plain). The views' validation "
+                f"gain over the same runs' plain network, paired by seed: {gain_text(gain)}. The first epoch at "
+                f"{TARGET_ACCURACY}% is the plain network's: each epoch's figures are.",
+            ]
         gain = entry["summary"].get("averaging_val_gain")
         if gain:
             lines += [

@@ -1,5 +1,6 @@
 """Test-time views, screened on validation: each trained model reads the validation images plain and as the mean
-of its probabilities over the image and its four one-pixel shifts; the gain is paired by model.
+of its probabilities over the image and its four one-pixel shifts (`Net.views`, model.SHIFTS); the gain is paired
+by model.
 
     python scripts/views.py runs/views/default/seed-*/mnist_model.pth   # writes reports/views-screen.json and .md
     python scripts/views.py runs/views/default/seed-*/mnist_model.pth --test --out reports/views-seeds.json
@@ -19,61 +20,44 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from compact_mnist.checkpoint import load_model
 from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import MnistTensors, add_data_dir_argument, load_mnist, resolve_data_dir
 from compact_mnist.files import write_atomic
 from compact_mnist.goals import TARGET_ACCURACY, recorded_recipe
-from model import predict
+from model import SHIFTS, Net, predict
 from scripts.seeds import paired_gain, spread
 from train import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (right, down) in pixels: the image itself and its four one-pixel shifts.
-SHIFTS = [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
 TIMED_IMAGES = 1_000  # validation images each timing round reads
 
 
-def shifted(images: torch.Tensor, right: int, down: int) -> torch.Tensor:
-    """`images` (N, 1, H, W) moved `right` and `down` pixels (|shift| <= 1); the edge that comes in repeats the old
-    edge, which on MNIST is background."""
-    if abs(right) > 1 or abs(down) > 1:
-        raise ValueError(f"a view moves at most one pixel each way, not ({right}, {down})")
-    height, width = images.shape[-2:]
-    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
-    return padded[..., 1 - down : 1 - down + height, 1 - right : 1 - right + width]
+def accuracy(model: Net, images: torch.Tensor, labels: torch.Tensor, views: bool) -> float:
+    """Accuracy in percent of `model` read with test-time views (model.SHIFTS) or without them."""
+    model.views = views
+    return evaluate(model, images, labels)[1]
 
 
-def read_with_views(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Predicted digits: the argmax of the probabilities averaged over SHIFTS."""
-    probabilities = torch.stack([predict(model, shifted(images, *shift)).exp() for shift in SHIFTS])
-    return probabilities.mean(0).argmax(1)
-
-
-def views_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Accuracy in percent of the reading with views (train.evaluate's count, for the plain one)."""
-    return int((read_with_views(model, images) == labels).sum()) * 100 / len(labels)
-
-
-def seconds_per_image(model: torch.nn.Module, images: torch.Tensor, rounds: int) -> dict[str, float]:
+def seconds_per_image(model: Net, images: torch.Tensor, rounds: int) -> dict[str, float]:
     """Median seconds per image of each reading on one thread, over `rounds` interleaved rounds after a warm-up."""
     times: dict[str, list[float]] = {"plain": [], "views": []}
     for round_index in range(rounds + 1):
-        for name, read in (("plain", predict), ("views", read_with_views)):
+        for name in times:
             start = time.perf_counter()
-            read(model, images)
+            model.views = name == "views"
+            predict(model, images)
             if round_index:  # round 0 warms up
                 times[name].append((time.perf_counter() - start) / len(images))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
 def one_recipe(metas: list[dict]) -> int:
-    """The validation size of models that are distinct seeds of one recipe, which a paired screen needs; a UserError
-    otherwise, or where they held no validation images out."""
-    recipes = [recorded_recipe(meta) for meta in metas]
+    """The validation size of models that are distinct seeds of one recipe (read with views or not: the screen reads
+    both ways), which a paired screen needs; a UserError otherwise, or where they held no validation images out."""
+    recipes = [dataclasses.replace(recorded_recipe(meta), views=False) for meta in metas]
     seeds = [recipe.seed for recipe in recipes]
     kinds = {dataclasses.replace(recipe, seed=0) for recipe in recipes}
     if len(metas) < 2 or len(kinds) > 1 or len(set(seeds)) < len(seeds):
@@ -86,10 +70,10 @@ def one_recipe(metas: list[dict]) -> int:
     return recipes[0].val_size
 
 
-def readings_on_test(model: torch.nn.Module, data: MnistTensors) -> dict[str, float]:
+def readings_on_test(model: Net, data: MnistTensors) -> dict[str, float]:
     return dict(
-        test_plain=evaluate(model, data.test_images, data.test_labels)[1],
-        test_views=views_accuracy(model, data.test_images, data.test_labels),
+        test_plain=accuracy(model, data.test_images, data.test_labels, views=False),
+        test_views=accuracy(model, data.test_images, data.test_labels, views=True),
     )
 
 
@@ -165,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         dict(
             checkpoint=path.as_posix(),
             seed=meta["seed"],
-            val_plain=evaluate(model, data.val_images, data.val_labels)[1],  # as training records it
-            val_views=views_accuracy(model, data.val_images, data.val_labels),
+            val_plain=accuracy(model, data.val_images, data.val_labels, views=False),  # as each epoch records it
+            val_views=accuracy(model, data.val_images, data.val_labels, views=True),
             **(readings_on_test(model, data) if args.test else {}),
         )
         for path, model, meta in loaded

@@ -1,12 +1,13 @@
 """The network beyond the card's checks: eval mode is deterministic and training mode drops out, the receptive field,
-the layer table's parameter and multiply-accumulate counts against hand counts, and the CPU's channels-last layout."""
+the layer table's parameter and multiply-accumulate counts against hand counts, the CPU's channels-last layout, and
+test-time views."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from model import PRESETS, Net, count_parameters, layer_table
+from model import PRESETS, SHIFTS, Net, count_parameters, layer_table, shifted
 from train import build_model, parse_args
 
 
@@ -77,3 +78,27 @@ def test_a_strided_convolution_halves_the_map_like_a_pool_at_a_quarter_of_the_ar
     assert strided[1]["shape"] == pooled[2]["shape"] == (16, 14, 14)
     assert strided[0]["macs"] * 4 == pooled[0]["macs"]
     assert [row["rf"] for row in strided[:2]] == [3, 7]  # each output pixel sees 3x3, then 3 + 2 * 2
+
+
+def test_a_view_moves_the_digit_one_pixel_and_the_edge_that_comes_in_repeats_the_old_one():
+    images = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28)
+    assert torch.equal(shifted(images, 0, 0), images)
+    right, left = shifted(images, 1, 0), shifted(images, -1, 0)
+    assert torch.equal(right[..., 1:], images[..., :-1]) and torch.equal(right[..., 0], images[..., 0])
+    assert torch.equal(left[..., :-1], images[..., 1:]) and torch.equal(left[..., -1], images[..., -1])
+    down, up = shifted(images, 0, 1), shifted(images, 0, -1)
+    assert torch.equal(down[..., 1:, :], images[..., :-1, :]) and torch.equal(down[..., 0, :], images[..., 0, :])
+    assert torch.equal(up[..., :-1, :], images[..., 1:, :]) and torch.equal(up[..., -1, :], images[..., -1, :])
+    assert sorted(SHIFTS) == [(-1, 0), (0, -1), (0, 0), (0, 1), (1, 0)]
+
+
+def test_with_views_a_network_reads_the_mean_probability_of_its_five_views_in_eval_mode_only():
+    torch.manual_seed(0)
+    network, images = Net(dropout=0.0).eval(), torch.randn(7, 1, 28, 28)
+    expected = torch.stack([network(shifted(images, *shift)).exp() for shift in SHIFTS]).mean(0)
+    network.views = True
+    torch.testing.assert_close(network(images).exp(), expected)
+    torch.testing.assert_close(network(images).exp().sum(1), torch.ones(7))
+    training = network.train()(images)
+    network.views = False
+    assert torch.equal(training, network(images)), "training sees the image alone"

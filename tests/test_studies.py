@@ -122,22 +122,6 @@ def test_the_ablation_refuses_to_retrain_some_entries_beside_missing_or_dependen
     assert code == 2 and "trained flatten-head with flags of another day" in stderr
 
 
-def test_a_view_moves_the_digit_one_pixel_and_the_edge_that_comes_in_repeats_the_old_one():
-    from scripts.views import SHIFTS, shifted
-
-    images = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28)
-    assert torch.equal(shifted(images, 0, 0), images)
-    right, left = shifted(images, 1, 0), shifted(images, -1, 0)
-    assert torch.equal(right[..., 1:], images[..., :-1]) and torch.equal(right[..., 0], images[..., 0])
-    assert torch.equal(left[..., :-1], images[..., 1:]) and torch.equal(left[..., -1], images[..., -1])
-    down, up = shifted(images, 0, 1), shifted(images, 0, -1)
-    assert torch.equal(down[..., 1:, :], images[..., :-1, :]) and torch.equal(down[..., 0, :], images[..., 0, :])
-    assert torch.equal(up[..., :-1, :], images[..., 1:, :]) and torch.equal(up[..., -1, :], images[..., -1, :])
-    assert sorted(SHIFTS) == [(-1, 0), (0, -1), (0, 0), (0, 1), (1, 0)]
-    with pytest.raises(ValueError, match="at most one pixel"):
-        shifted(images, 2, 0)
-
-
 def seeds_of_the_committed_model(folder: Path, seeds: list[int], **changed: object) -> list[str]:
     """Copies of the committed model recorded as trained with each of `seeds` (and `changed` hyperparameters)."""
     checkpoint = torch.load(MODEL_PATH, weights_only=True)
@@ -158,9 +142,8 @@ def test_the_views_screen_pairs_the_gain_by_model_and_times_both_readings(tmp_pa
     monkeypatch.setattr(views, "load_mnist", load_fewer)  # the first 1,000 validation images
     # Two models whose readings differ a lot but whose views gain the same on validation: paired, the gain is
     # certain. Each model is read on validation, then on test: plain, then with views.
-    readings = iter([(0.0, 98.0), 98.2, (0.0, 99.5), 99.3, (0.0, 99.0), 99.2, (0.0, 99.3), 99.6])
-    monkeypatch.setattr(views, "evaluate", lambda *_: next(readings))
-    monkeypatch.setattr(views, "views_accuracy", lambda *_: next(readings))
+    readings = iter([98.0, 98.2, 99.5, 99.3, 99.0, 99.2, 99.3, 99.6])
+    monkeypatch.setattr(views, "accuracy", lambda *_, views: next(readings))
     out = tmp_path / "views.json"
     argv = [*seeds_of_the_committed_model(tmp_path, [3, 4]), "--rounds", "1", "--test", "--out", str(out)]
     with contextlib.redirect_stdout(io.StringIO()):
