@@ -394,6 +394,7 @@ def fit(
 
 def read_with_views(model: nn.Module, data: MnistTensors) -> dict[str, Any]:
     """The saved model's figures with --views: from here on it reads with test-time views (model.SHIFTS)."""
+    assert isinstance(model, Net)  # fit's model, or the copy of it that its weight average holds
     model.views = True
     test_acc = evaluate(model, data.test_images, data.test_labels)[1]
     return dict(val_accuracy=validate(model, data)[1], test_accuracy=test_acc)

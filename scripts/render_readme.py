@@ -210,6 +210,20 @@ def goal_met(goal: Goal, params: int, test: dict[str, float]) -> bool:
     return params <= goal.budget and test["min"] >= goal.least_min and test["mean"] >= goal.least_mean
 
 
+def views() -> str:
+    """What test-time views buy and cost, from the views screen's report over the default's seeds."""
+    report = json.loads((ROOT / "reports" / "views-seeds.json").read_text(encoding="utf-8"))
+    plain, views, gain, cost = (report["test"]["plain"], report["test"]["views"], report["val_gain"],
+                                report["seconds_per_image"])  # fmt: skip
+    return (
+        f"Over {len(report['models'])} default models (`reports/views-seeds.md`), the views read validation "
+        f"{gain['mean']:+.3f}% better, paired by model (standard error {gain['standard_error']:.3f}%), and "
+        f"test {views['mean']:.3f}% against {plain['mean']:.3f}% plain (worst seed {views['min']:.2f}% against "
+        f"{plain['min']:.2f}%), at {cost['views'] * 1e6:.0f} against {cost['plain'] * 1e6:.0f} microseconds per image "
+        f"on one thread ({cost['views'] / cost['plain']:.1f}x)."
+    )
+
+
 def sweep() -> str:
     """Validation results of the design sweep (3 seeds per setting), best first."""
     report = json.loads((ROOT / "reports" / "sweep.json").read_text(encoding="utf-8"))
@@ -387,7 +401,7 @@ def written_by_a_script(path: str):
 
 
 SECTIONS = {
-    "headline": headline, "results": results, "seeds": seeds, "epochs": epochs, "sweep": sweep,
+    "headline": headline, "results": results, "seeds": seeds, "views": views, "epochs": epochs, "sweep": sweep,
     "architecture": architecture, "layers": layers, "kit_workflow": kit_workflow,
     "network": network, "install": install, "timings": timings,
     "benchmark": written_by_a_script("benchmarks/results.md"),

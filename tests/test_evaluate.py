@@ -11,7 +11,7 @@ import pytest
 
 import evaluate
 import train
-from compact_mnist.files import fingerprint
+from compact_mnist.files import fingerprint, load_checkpoint
 from conftest import require_current, run_script
 from model import Net, count_parameters, layer_table
 
@@ -29,7 +29,12 @@ def test_evaluate_writes_every_report_and_agrees_with_the_test_suite(tmp_path, d
     assert report["test_accuracy"] == accuracy
     assert sum(map(sum, report["confusion_matrix"])) == 10_000
     assert report["misclassified"] == round(10_000 * (100 - accuracy) / 100)
-    assert f"test accuracy: {accuracy:.2f}%" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"test accuracy: {accuracy:.2f}%" in out
+    if model.views:  # the committed model reads with test-time views: the network alone is measured beside
+        plain = load_checkpoint(MODEL_PATH)["meta"]["plain_test_accuracy"]
+        assert report["views"] and report["plain_test_accuracy"] == pytest.approx(plain, abs=0.011)
+        assert f"read with test-time views (the network alone: {report['plain_test_accuracy']:.2f}%)" in out
 
 
 @pytest.mark.slow

@@ -48,8 +48,14 @@ def test_a_recipe_survives_the_checkpoint_and_metrics_json():
     assert Recipe.recorded(recipe.as_dict()) == recipe, "the checkpoint's dict rebuilds it for --resume"
     recorded = recorded_recipe(json.loads(json.dumps(trained_recipe(recipe))))
     assert recorded == dataclasses.replace(recipe, model=PRESETS["tiny"]), "metrics.json records the layer spec"
-    older = {key: value for key, value in recipe.as_dict().items() if key != "elastic"}
+    older = {key: value for key, value in recipe.as_dict().items() if key not in ("elastic", "views")}
     assert Recipe.recorded(older).elastic == 0, "a record from before elastic existed trained without it"
+    assert not Recipe.recorded(older).views, "a model saved before test-time views existed reads without them"
+
+
+def test_views_are_the_defaults_and_a_flag_turns_them_on_or_off_for_any_preset():
+    assert parse_args([]).recipe.views and not parse_args(["--model", "small"]).recipe.views
+    assert parse_args(["--model", "small", "--views"]).recipe.views and not parse_args(["--no-views"]).recipe.views
 
 
 def test_clean_epochs_train_the_last_epochs_on_unaugmented_images(monkeypatch):
@@ -91,6 +97,20 @@ def test_weight_averaging_saves_the_average_and_reports_the_raw_weights_beside_i
     assert accuracy == pytest.approx(meta["test_accuracy"], abs=0.011), "the saved weights are the evaluated ones"
     assert meta["raw_test_accuracy"] is not None and meta["raw_test_accuracy"] != meta["test_accuracy"]
     assert "raw_val_acc" in json.loads((tmp_path / "metrics.json").read_text())["history"][0]
+
+
+@pytest.mark.slow
+def test_views_save_a_model_that_reads_with_them_and_the_plain_networks_figures_beside(tmp_path, data_dir, mnist):
+    code = train_into(tmp_path, data_dir, "--epochs 1 --train-limit 3000 --batch-size 128 --views")
+    assert code == 0
+    model, meta = load_model(tmp_path / "mnist_model.pth")
+    images, labels = mnist.test_images[:FEWER], mnist.test_labels[:FEWER]
+    assert model.views and evaluate(model, images, labels)[1] == pytest.approx(meta["test_accuracy"], abs=0.011)
+    model.views = False
+    assert evaluate(model, images, labels)[1] == pytest.approx(meta["plain_test_accuracy"], abs=0.011)
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert history[-1]["test_acc"] == meta["plain_test_accuracy"], "each epoch's figures are the network's alone"
+    assert meta["plain_val_accuracy"] == history[-1]["val_acc"] and meta["val_accuracy"] is not None
 
 
 @pytest.mark.slow
