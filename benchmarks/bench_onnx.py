@@ -5,7 +5,8 @@
 Times one image at a time, as an app reading one picture sees them, on one thread: PyTorch, the
 float ONNX file and the int8 file with onnxruntime, and the int8 model in onnxruntime's other form
 (QLinearConv-style operators instead of QuantizeLinear/DequantizeLinear pairs), quantized here the same
-way as export.py does, to show why the QDQ form ships. Each is timed in --rounds interleaved rounds of
+way as export.py does, to show why the QDQ form ships. A model that reads with test-time views is timed beside
+its network alone, in PyTorch and as a float ONNX file exported here. Each is timed in --rounds interleaved rounds of
 --images images after a warm-up; the median of the rounds' per-image times is reported. Accuracy is on
 all 10,000 test images. The results go to benchmarks/onnx.json and benchmarks/onnx.md.
 """
@@ -16,6 +17,7 @@ import argparse
 import platform
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import onnxruntime
@@ -25,7 +27,7 @@ from compact_mnist.checkpoint import load_model
 from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from compact_mnist.files import write_report
-from export import calibration_images, initializer_bytes, onnx_accuracy, quantize_int8
+from export import calibration_images, export_onnx, initializer_bytes, onnx_accuracy, quantize_int8
 from model import predict
 from train import machine_name
 
@@ -81,11 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     images, labels = load_test_split(data_dir)
     images = normalize(images)
-    files = {"onnx float": float_path.read_bytes(), "onnx int8 (QDQ, shipped)": int8_path.read_bytes()}
+    plain, _ = load_model(args.checkpoint)
+    plain.views = False  # with test-time views, the network alone is timed beside: what they cost, in the same rounds
+    files = {"onnx float": float_path.read_bytes()}
+    files |= {"onnx float, without views": export_onnx(plain)} if model.views else {}
+    files["onnx int8 (QDQ, shipped)"] = int8_path.read_bytes()
     files["onnx int8 (operators)"] = quantize_int8(
         files["onnx float"], calibration_images(data_dir), operator_form=True
     )
-    runners = {"pytorch": lambda image: predict(model, image)} | {
+    models = {"pytorch": model} | ({"pytorch, without views": plain} if model.views else {})
+    runners = {name: partial(predict, network) for name, network in models.items()} | {
         name: onnx_runner(data) for name, data in files.items()
     }
     per_image = seconds_per_image(runners, images[: args.images], args.rounds)
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         accuracy = (
             onnx_accuracy(data, images, labels)
             if data
-            else 100 * (predict(model, images).argmax(1) == labels).float().mean().item()
+            else 100 * (predict(models[name], images).argmax(1) == labels).float().mean().item()
         )
         rows.append(
             dict(
@@ -106,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 microseconds_per_image=1e6 * statistics.median(per_image[name]),
             )
         )
-    float_row = rows[1]
+    float_row = next(row for row in rows if row["name"] == "onnx float")
     for row in rows:
         row["tensor_share_of_float"] = row["tensor_bytes"] / float_row["tensor_bytes"]
         row["latency_vs_float"] = row["microseconds_per_image"] / float_row["microseconds_per_image"]

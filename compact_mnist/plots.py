@@ -64,11 +64,13 @@ def pareto_front(points: list[tuple[int, float, float, bool]], title: str, path:
 
 def frontier(points: list[dict], path: Path) -> None:
     """Confirmed presets: parameters (log) against mean test accuracy with min-max bars, each labelled with
-    its CPU seconds per epoch."""
+    its CPU seconds per epoch; a preset read with test-time views has its network alone's mean beside, hollow."""
     figure, axis = plt.subplots(figsize=(7.5, 4.8))
     for index, point in enumerate(points):
         low, high = point["test_mean"] - point["test_min"], point["test_max"] - point["test_mean"]
         axis.errorbar(point["params"], point["test_mean"], yerr=[[low], [high]], fmt="o", capsize=4, color="tab:blue")
+        if point.get("plain_test_mean") is not None:  # read with test-time views: the network alone, hollow
+            axis.plot(point["params"], point["plain_test_mean"], "o", mfc="none", color="tab:blue")
         seconds = f", {point['seconds_per_epoch']:.1f} s/epoch" if point["seconds_per_epoch"] else ""
         axis.annotate(
             f"{point['preset']} ({point['seeds']} seeds{seconds})",
@@ -81,7 +83,7 @@ def frontier(points: list[dict], path: Path) -> None:
     axis.set(
         xscale="log",
         xlabel="parameters (log)",
-        ylabel="test accuracy (%): mean, min-max over seeds",
+        ylabel="test accuracy (%): mean, min-max over seeds (hollow: without views)",
         title="accuracy against size, final-epoch models, nothing chosen on test",
     )
     axis.grid(alpha=0.3, which="both")
