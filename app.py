@@ -112,10 +112,10 @@ class Reader:
         meta = self.meta
         accuracy = f"{meta['test_accuracy']:.2f}%" if meta.get("test_accuracy") is not None else "not recorded"
         plain = meta.get("plain_test_accuracy")
-        views = f" read with test-time views ({plain:.2f}% without them)" if plain is not None else ""
+        reading = f" read with test-time views ({plain:.2f}% without them)" if plain is not None else ""
         return (
             f"**Model** `{meta.get('model')}` (`{meta.get('spec')}`): {meta.get('params', 0):,} parameters, "
-            f"test accuracy {accuracy}{views} on MNIST's 10,000 test digits, trained {meta.get('epochs')} epochs."
+            f"test accuracy {accuracy}{reading} on MNIST's 10,000 test digits, trained {meta.get('epochs')} epochs."
         )
 
 

@@ -9,6 +9,7 @@ test-time views is measured as it reads, and the network alone beside it.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,10 @@ def class_report(matrix: torch.Tensor) -> list[dict[str, Any]]:
 
 
 def plain_accuracy(model: Net, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Accuracy in percent of the network alone, without the test-time views that `model` reads with."""
-    model.views = False
-    correct = (predict(model, images).argmax(1) == labels).sum().item()
-    model.views = True
-    return correct * 100 / len(labels)
+    """Accuracy in percent of `model`'s network alone, without the test-time views that it reads with."""
+    network = copy.copy(model)  # the same weights, with a views switch of its own
+    network.views = False
+    return (predict(network, images).argmax(1) == labels).sum().item() * 100 / len(labels)
 
 
 def matrix_text(matrix: torch.Tensor) -> str:

@@ -17,6 +17,7 @@ from compact_mnist.checkpoint import load_model as _load_model
 from compact_mnist.cli import UserError as _UserError
 from compact_mnist.goals import GOALS as _GOALS
 from compact_mnist.preprocess import to_mnist  # an entry point too: the preprocessing on its own
+from compact_mnist.recipe import for_model as _for_model
 from model import Net as _Net
 
 dependencies = ["torch", "numpy", "PIL", "scipy"]
@@ -37,7 +38,7 @@ def _build(preset: str, pretrained: bool) -> _HubNet:
             f"load it with pretrained=False and train it with: python train.py --model {preset}"
         )
     if not pretrained:
-        return _HubNet(preset).eval()
+        return _HubNet(preset, views=_for_model(preset).views).eval()
     try:
         return _load_model(_WEIGHTS, preset, network=_HubNet)[0]
     except _UserError as error:  # missing, damaged, or retrained into another architecture

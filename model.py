@@ -85,6 +85,8 @@ def parse_spec(spec: str) -> list[str]:
 def shifted(images: torch.Tensor, right: int, down: int) -> torch.Tensor:
     """`images` (N, C, H, W) moved `right` and `down` pixels (each -1, 0 or 1); the edge that comes in repeats the old
     edge, which on MNIST is background."""
+    if abs(right) > 1 or abs(down) > 1:
+        raise ValueError(f"a view moves at most one pixel each way, not ({right}, {down})")
     height, width = images.shape[-2:]
     padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
     return padded[..., 1 - down : 1 - down + height, 1 - right : 1 - right + width]
@@ -136,8 +138,8 @@ class Net(nn.Module):
         if not self.views or self.training:
             return F.log_softmax(self.head(self.features(x)), dim=1)
         # The batch's views in one pass; the log of the mean probability, computed from log-probabilities stably.
-        views = torch.cat([shifted(x, right, down) for right, down in SHIFTS])
-        log_probs = F.log_softmax(self.head(self.features(views)), dim=1).unflatten(0, (len(SHIFTS), -1))
+        batch = torch.cat([shifted(x, right, down) for right, down in SHIFTS])
+        log_probs = F.log_softmax(self.head(self.features(batch)), dim=1).unflatten(0, (len(SHIFTS), -1))
         return torch.logsumexp(log_probs, dim=0) - math.log(len(SHIFTS))
 
 

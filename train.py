@@ -5,7 +5,8 @@
     python train.py --resume models/resume.pth      # continue a run that stopped, however it stopped
 
 Model choice and hyperparameters are made on a 5,000-image validation split carved from the training set; the test
-set is only reported. The saved model is the final-epoch model. After every epoch the whole state of the run goes to
+set is only reported. The saved model is the final-epoch model, reading with test-time views where the recipe says
+so (--views; each epoch's figures are the network's alone). After every epoch the whole state of the run goes to
 OUT/resume.pth, so that a run killed in any way continues from its last complete epoch.
 """
 
@@ -24,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -222,10 +223,10 @@ def weight_average(model: nn.Module, decay: float) -> AveragedModel:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
-def refresh_batchnorm(averaged: AveragedModel, images: torch.Tensor) -> nn.Module:
+def refresh_batchnorm(averaged: AveragedModel, images: torch.Tensor) -> Net:
     """Recompute the averaged model's BatchNorm statistics on un-augmented training images; return it."""
     update_bn(images[:BATCHNORM_IMAGES].split(500), averaged)
-    return averaged.module
+    return cast(Net, averaged.module)  # the average holds a copy of the Net it averages
 
 
 def train_step(
@@ -343,7 +344,7 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resume: Path | None = None,
     state_file: Path | None = None,
-) -> tuple[nn.Module, list[dict[str, Any]]]:
+) -> tuple[Net, list[dict[str, Any]]]:
     """Train `recipe` on `data` (on `device`), evaluating after every epoch; return the model to save (the raw
     weights, or their average with --ema) and one record per epoch. Each record goes to `on_epoch`, and the whole
     state to `state_file`, which `resume` continues from (`recipe` must then be `resumed`'s). A deterministic
@@ -361,7 +362,7 @@ def fit(
     changed: dict[str, list[Any]] = {}  # the recipe values that a resumed run changed: noted in its next record
     if resume:
         history, changed = restore(resume, recipe, model, optimizer, scheduler, generator, averaged)
-    final_model: nn.Module = model if averaged is None else averaged.module
+    final_model = model if averaged is None else cast(Net, averaged.module)
     first = len(history)
     saved = (first, resume)  # the last finished epoch, and the file that holds it
     try:
@@ -392,12 +393,12 @@ def fit(
     return final_model, history
 
 
-def read_with_views(model: nn.Module, data: MnistTensors) -> dict[str, Any]:
-    """The saved model's figures with --views: from here on it reads with test-time views (model.SHIFTS)."""
-    assert isinstance(model, Net)  # fit's model, or the copy of it that its weight average holds
-    model.views = True
-    test_acc = evaluate(model, data.test_images, data.test_labels)[1]
-    return dict(val_accuracy=validate(model, data)[1], test_accuracy=test_acc)
+def read_as_saved(model: Net, data: MnistTensors, final: dict[str, Any]) -> dict[str, Any]:
+    """The saved model's validation and test accuracy: the last epoch's `final` figures, which are the network's
+    alone, or where it reads with test-time views (model.SHIFTS), measured again so."""
+    if not model.views:
+        return dict(val_acc=final["val_acc"], test_acc=final["test_acc"])
+    return dict(val_acc=validate(model, data)[1], test_acc=evaluate(model, data.test_images, data.test_labels)[1])
 
 
 def trained_recipe(recipe: Recipe) -> dict[str, Any]:
@@ -408,17 +409,23 @@ def trained_recipe(recipe: Recipe) -> dict[str, Any]:
 
 
 def run_record(
-    recipe: Recipe, model: nn.Module, history: list[dict[str, Any]], device: torch.device, seconds: float, resumed: bool
+    recipe: Recipe,
+    model: nn.Module,
+    history: list[dict[str, Any]],
+    saved: dict[str, Any],
+    device: torch.device,
+    seconds: float,
+    resumed: bool,
 ) -> dict[str, Any]:
-    """metrics.json's "meta", also stored in the checkpoint: the recipe, the final figures (with --views the plain
-    network's, beside those of read_with_views), and where and when."""
+    """metrics.json's "meta", also stored in the checkpoint: the recipe, the saved model's figures (`read_as_saved`)
+    and with --views the network's alone beside them, and where and when."""
     final = history[-1]
     return dict(
         model=recipe.model,
         **trained_recipe(recipe),
         params=count_parameters(model),
-        val_accuracy=final["val_acc"],
-        test_accuracy=final["test_acc"],
+        val_accuracy=saved["val_acc"],
+        test_accuracy=saved["test_acc"],
         plain_val_accuracy=final["val_acc"] if recipe.views else None,
         plain_test_accuracy=final["test_acc"] if recipe.views else None,
         raw_val_accuracy=final.get("raw_val_acc"),
@@ -458,15 +465,30 @@ def save_curves(history: list[dict[str, Any]], path: Path) -> None:
     save_figure(figure, path)
 
 
-def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> int:
-    """`python train.py`; `on_epoch`, if given, also receives each epoch's record."""
-    args = parse_args(argv)
-    recipe, out, started = args.recipe, args.out_dir, time.perf_counter()
-    try:  # fail before training, not after it, if results cannot be saved
+def figures(meta: dict[str, Any]) -> str:
+    """The saved model's validation and test accuracy as train.py prints them, with the network's alone beside where
+    it reads with test-time views."""
+    text = f"val {percent(meta['val_accuracy']).strip()}, test {meta['test_accuracy']:.2f}%"
+    if meta["plain_test_accuracy"] is None:
+        return text
+    plain = f"val {percent(meta['plain_val_accuracy']).strip()}, test {meta['plain_test_accuracy']:.2f}%"
+    return f"{text} with test-time views (the network alone: {plain})"
+
+
+def ensure_writable(out: Path) -> None:
+    """Fail before training, not after it, if its results cannot be saved in `out`."""
+    try:
         write_atomic(b"", out / ".write-test")
         (out / ".write-test").unlink()
     except (OSError, UserError):
         raise UserError(f"cannot write to {out}/; choose another folder with --out-dir") from None
+
+
+def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """`python train.py`; `on_epoch`, if given, also receives each epoch's record."""
+    args = parse_args(argv)
+    recipe, out, started = args.recipe, args.out_dir, time.perf_counter()
+    ensure_writable(out)
     state_file = out / "resume.pth"
     if state_file.exists() and not (args.resume and args.resume.resolve() == state_file.resolve()):
         raise UserError(
@@ -501,8 +523,9 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
                 f"Continue with: python train.py --resume {interrupted.saved} --out-dir {out}"
             )
         return 130
-    meta = run_record(recipe, model, history, args.device, time.perf_counter() - started, bool(args.resume))
-    meta |= read_with_views(model, data) if recipe.views else {}
+    model.views = recipe.views  # saved to read as the recipe says: with --views, over test-time views
+    saved = read_as_saved(model, data, history[-1])
+    meta = run_record(recipe, model, history, saved, args.device, time.perf_counter() - started, bool(args.resume))
     save_atomic({"state_dict": model.state_dict(), "meta": meta}, out / "mnist_model.pth")
     write_atomic((json.dumps({"meta": meta, "history": history}, indent=2) + "\n").encode(), out / "metrics.json")
     save_curves(history, out / "training_curves.png")
@@ -510,10 +533,9 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
     state_file.unlink(missing_ok=True)
     elsewhere = args.resume and args.resume.resolve() != state_file.resolve()
     kept = f"; {args.resume}, which it continued from, is as it was" if elsewhere else ""
-    views = f" with views (plain: test {meta['plain_test_accuracy']:.2f}%)" if recipe.views else ""
     print(
-        f"saved {out / 'mnist_model.pth'}: {meta['params']:,} parameters, val {percent(meta['val_accuracy']).strip()}, "
-        f"test {meta['test_accuracy']:.2f}%{views}, {meta['train_seconds']:.0f} s in all; "
+        f"saved {out / 'mnist_model.pth'}: {meta['params']:,} parameters, {figures(meta)}, "
+        f"{meta['train_seconds']:.0f} s in all; "
         f"removed {state_file}, which a finished run no longer needs{kept}"
     )
     return 0

@@ -14,6 +14,7 @@ all 10,000 test images. The results go to benchmarks/onnx.json and benchmarks/on
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import time
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     images, labels = load_test_split(data_dir)
     images = normalize(images)
-    plain, _ = load_model(args.checkpoint)
+    plain = copy.copy(model)  # the same weights, with a views switch of its own
     plain.views = False  # with test-time views, the network alone is timed beside: what they cost, in the same rounds
     files = {"onnx float": float_path.read_bytes()}
     files |= {"onnx float, without views": export_onnx(plain)} if model.views else {}

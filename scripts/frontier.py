@@ -45,8 +45,8 @@ def points(report: dict) -> list[dict]:
                 test_max=test["max"],
                 test_std=test["std"],
                 # A preset that reads with test-time views: its network alone, beside (None: it reads plain).
-                plain_test_mean=plain and plain["mean"],
-                plain_test_min=plain and plain["min"],
+                plain_test_mean=plain["mean"] if plain else None,
+                plain_test_min=plain["min"] if plain else None,
                 val_mean=val["mean"],
                 seconds_per_epoch=statistics.median(per_epoch) if per_epoch else None,
                 threads=sorted({run.get("threads") for run in entry["runs"]} - {None}),

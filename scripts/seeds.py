@@ -86,11 +86,6 @@ def spread(values: list[float]) -> dict[str, float]:
     )
 
 
-# Each pair of figures that one run records of two readings: the saved model's, and the plain network's (--views)
-# or the raw weights' (--ema). The gain of the first over the second is paired by seed.
-PAIRED = {"views_val_gain": "plain_val_acc", "averaging_val_gain": "raw_val_acc"}
-
-
 def summarize(runs: list[dict]) -> dict:
     """Mean, standard deviation, minimum and maximum of the validation and test accuracies; for runs with --views
     the plain network's too, for runs with --ema the raw weights', each with the saved model's mean gain over them on
@@ -101,11 +96,20 @@ def summarize(runs: list[dict]) -> dict:
         if not values:  # plain_* exist only for runs with --views, raw_* for runs with --ema
             continue
         result[key] = spread(values)
-    for name, other in PAIRED.items():
-        gain = paired_gain([(run["val_acc"], run[other]) for run in runs if run.get(other) is not None])
-        if gain:
-            result[name] = gain
-    return result
+    # Paired by seed within each run: the saved model read with views against its network alone, and the average
+    # against the raw weights, both read alone (with --views, raw_val_acc is read without them).
+    gains = dict(
+        views_val_gain=[(run["val_acc"], run["plain_val_acc"]) for run in runs if run.get("plain_val_acc") is not None],
+        averaging_val_gain=[
+            (read_alone(run), run["raw_val_acc"]) for run in runs if run.get("raw_val_acc") is not None
+        ],
+    )
+    return result | {name: gain for name, pairs in gains.items() if (gain := paired_gain(pairs))}
+
+
+def read_alone(run: dict) -> float:
+    """A run's validation accuracy without test-time views: the network's alone."""
+    return run["val_acc"] if run.get("plain_val_acc") is None else run["plain_val_acc"]
 
 
 def compare(runs: list[dict], baseline: dict, name: str) -> dict:

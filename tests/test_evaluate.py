@@ -31,9 +31,10 @@ def test_evaluate_writes_every_report_and_agrees_with_the_test_suite(tmp_path, d
     assert report["misclassified"] == round(10_000 * (100 - accuracy) / 100)
     out = capsys.readouterr().out
     assert f"test accuracy: {accuracy:.2f}%" in out
-    if model.views:  # the committed model reads with test-time views: the network alone is measured beside
-        plain = load_checkpoint(MODEL_PATH)["meta"]["plain_test_accuracy"]
-        assert report["views"] and report["plain_test_accuracy"] == pytest.approx(plain, abs=0.011)
+    plain = load_checkpoint(MODEL_PATH)["meta"]["plain_test_accuracy"]  # None for a model that reads plain
+    assert report["views"] == model.views and (report["plain_test_accuracy"] is None) == (plain is None)
+    if model.views:  # the network alone is measured beside its reading with test-time views
+        assert report["plain_test_accuracy"] == pytest.approx(plain, abs=0.011)
         assert f"read with test-time views (the network alone: {report['plain_test_accuracy']:.2f}%)" in out
 
 

@@ -90,6 +90,8 @@ def test_a_view_moves_the_digit_one_pixel_and_the_edge_that_comes_in_repeats_the
     assert torch.equal(down[..., 1:, :], images[..., :-1, :]) and torch.equal(down[..., 0, :], images[..., 0, :])
     assert torch.equal(up[..., :-1, :], images[..., 1:, :]) and torch.equal(up[..., -1, :], images[..., -1, :])
     assert sorted(SHIFTS) == [(-1, 0), (0, -1), (0, 0), (0, 1), (1, 0)]
+    with pytest.raises(ValueError, match="at most one pixel"):
+        shifted(images, 2, 0)
 
 
 def test_with_views_a_network_reads_the_mean_probability_of_its_five_views_in_eval_mode_only():

@@ -78,6 +78,23 @@ def test_seed_report_compares_averaged_and_raw_weights_seed_by_seed():
     assert set(summarize(plain)) == {"val_acc", "test_acc"}
 
 
+def test_seed_report_gives_the_views_gain_and_compares_the_average_with_the_raw_weights_both_read_alone():
+    from scripts.seeds import markdown, summarize
+
+    runs = [  # read with views; the same weights alone (plain); the raw weights, which are always read alone
+        dict(seed=0, val_acc=99.6, test_acc=99.5, plain_val_acc=99.5, plain_test_acc=99.4, raw_val_acc=99.4),
+        dict(seed=1, val_acc=99.7, test_acc=99.6, plain_val_acc=99.5, plain_test_acc=99.5, raw_val_acc=99.3),
+    ]
+    summary = summarize(runs)
+    assert summary["views_val_gain"]["mean"] == pytest.approx(0.15)
+    assert summary["averaging_val_gain"]["mean"] == pytest.approx(0.15), "plain against raw, not views against raw"
+    assert summary["plain_test_acc"]["min"] == 99.4
+    rows = [dict(run, raw_test_acc=None, first_epoch_at_target=3, seconds=60, device="cpu") for run in runs]
+    text = markdown({"default": dict(train_args=[], params=10, runs=rows, summary=summary)})
+    assert "| seed | val acc | test acc | plain val | plain test | raw val |" in text
+    assert "The views' validation gain over the same runs' plain network, paired by seed: +0.150%" in text
+
+
 def test_seed_report_compares_two_entries_on_the_seeds_they_share():
     from scripts.seeds import compare
 
