@@ -9,7 +9,6 @@ test-time views is measured as it reads, and the network alone beside it.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -50,9 +49,11 @@ def class_report(matrix: torch.Tensor) -> list[dict[str, Any]]:
 
 def plain_accuracy(model: Net, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Accuracy in percent of `model`'s network alone, without the test-time views that it reads with."""
-    network = copy.copy(model)  # the same weights, with a views switch of its own
-    network.views = False
-    return (predict(network, images).argmax(1) == labels).sum().item() * 100 / len(labels)
+    model.views = False
+    try:
+        return (predict(model, images).argmax(1) == labels).sum().item() * 100 / len(labels)
+    finally:
+        model.views = True
 
 
 def matrix_text(matrix: torch.Tensor) -> str:

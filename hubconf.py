@@ -38,7 +38,8 @@ def _build(preset: str, pretrained: bool) -> _HubNet:
             f"load it with pretrained=False and train it with: python train.py --model {preset}"
         )
     if not pretrained:
-        return _HubNet(preset, views=_for_model(preset).views).eval()
+        recipe = _for_model(preset)  # the network as its recipe trains and reads it
+        return _HubNet(preset, recipe.dropout, recipe.batchnorm, recipe.head, recipe.views).eval()
     try:
         return _load_model(_WEIGHTS, preset, network=_HubNet)[0]
     except _UserError as error:  # missing, damaged, or retrained into another architecture

@@ -393,11 +393,9 @@ def fit(
     return final_model, history
 
 
-def read_as_saved(model: Net, data: MnistTensors, final: dict[str, Any]) -> dict[str, Any]:
-    """The saved model's validation and test accuracy: the last epoch's `final` figures, which are the network's
-    alone, or where it reads with test-time views (model.SHIFTS), measured again so."""
-    if not model.views:
-        return dict(val_acc=final["val_acc"], test_acc=final["test_acc"])
+def read_with_views(model: nn.Module, data: MnistTensors) -> dict[str, Any]:
+    """Validation and test accuracy of a model that reads with test-time views (model.SHIFTS): each epoch's figures
+    are its network's alone."""
     return dict(val_acc=validate(model, data)[1], test_acc=evaluate(model, data.test_images, data.test_labels)[1])
 
 
@@ -417,8 +415,8 @@ def run_record(
     seconds: float,
     resumed: bool,
 ) -> dict[str, Any]:
-    """metrics.json's "meta", also stored in the checkpoint: the recipe, the saved model's figures (`read_as_saved`)
-    and with --views the network's alone beside them, and where and when."""
+    """metrics.json's "meta", also stored in the checkpoint: the recipe, the saved model's figures (with --views,
+    `read_with_views`'s) and the network's alone beside them, and where and when."""
     final = history[-1]
     return dict(
         model=recipe.model,
@@ -524,7 +522,7 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
             )
         return 130
     model.views = recipe.views  # saved to read as the recipe says: with --views, over test-time views
-    saved = read_as_saved(model, data, history[-1])
+    saved = read_with_views(model, data) if recipe.views else history[-1]
     meta = run_record(recipe, model, history, saved, args.device, time.perf_counter() - started, bool(args.resume))
     save_atomic({"state_dict": model.state_dict(), "meta": meta}, out / "mnist_model.pth")
     write_atomic((json.dumps({"meta": meta, "history": history}, indent=2) + "\n").encode(), out / "metrics.json")

@@ -29,7 +29,7 @@ from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from compact_mnist.files import write_report
 from export import calibration_images, export_onnx, initializer_bytes, onnx_accuracy, quantize_int8
-from model import predict
+from model import Net, predict
 from train import machine_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +73,17 @@ def seconds_per_image(runners: dict, sample: torch.Tensor, rounds: int) -> dict[
     return per_image
 
 
+def network_alone(model: Net) -> Net | None:
+    """For a model that reads with test-time views, its network alone, timed beside it in the same rounds: what the
+    views cost. A copy that shares the weights and has a views switch of its own (both in eval mode, and staying so).
+    None for a model that reads plain."""
+    if not model.views:
+        return None
+    plain = copy.copy(model)
+    plain.views = False
+    return plain
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     float_path, int8_path = args.checkpoint.with_suffix(".onnx"), args.checkpoint.with_suffix(".int8.onnx")
@@ -84,15 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     images, labels = load_test_split(data_dir)
     images = normalize(images)
-    plain = copy.copy(model)  # the same weights, with a views switch of its own
-    plain.views = False  # with test-time views, the network alone is timed beside: what they cost, in the same rounds
+    plain = network_alone(model)
     files = {"onnx float": float_path.read_bytes()}
-    files |= {"onnx float, without views": export_onnx(plain)} if model.views else {}
+    files |= {"onnx float, without views": export_onnx(plain)} if plain is not None else {}
     files["onnx int8 (QDQ, shipped)"] = int8_path.read_bytes()
     files["onnx int8 (operators)"] = quantize_int8(
         files["onnx float"], calibration_images(data_dir), operator_form=True
     )
-    models = {"pytorch": model} | ({"pytorch, without views": plain} if model.views else {})
+    models = {"pytorch": model} | ({"pytorch, without views": plain} if plain is not None else {})
     runners = {name: partial(predict, network) for name, network in models.items()} | {
         name: onnx_runner(data) for name, data in files.items()
     }

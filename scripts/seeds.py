@@ -113,9 +113,10 @@ def read_alone(run: dict) -> float:
 
 
 def compare(runs: list[dict], baseline: dict, name: str) -> dict:
-    """The validation gain of `runs` over the report entry `baseline` (`name` says which), paired by seed."""
-    baseline_val = {run["seed"]: run["val_acc"] for run in baseline["runs"]}
-    gain = paired_gain([(run["val_acc"], baseline_val[run["seed"]]) for run in runs if run["seed"] in baseline_val])
+    """The validation gain of `runs` over the report entry `baseline` (`name` says which), paired by seed, each read
+    without test-time views: a recipe's change, not a reading's."""
+    baseline_val = {run["seed"]: read_alone(run) for run in baseline["runs"]}
+    gain = paired_gain([(read_alone(run), baseline_val[run["seed"]]) for run in runs if run["seed"] in baseline_val])
     if gain is None:
         raise UserError(f"--compare {name}: fewer than 2 of these seeds are in that entry; train the same seeds")
     return dict(name=name, val_gain=gain)

@@ -19,9 +19,10 @@ from compact_mnist.layers import IMPORT_NAMES, KIT, LAYERS, PARTS, ROOT, imports
 
 # Physical lines of train.py and every project module it imports, transitively (imports inside functions count).
 # The aim is 800, as pytorch/examples' mnist and nanoGPT's training path; this bound keeps today's from growing. It
-# was 1,472 before the test-time views that the default adopted on validation (docs/experiments.md): their 45 lines
-# in model.py, the recipe and train.py are its only growth.
-READING_PATH_LIMIT = 1_517
+# was 1,472 before the test-time views that the default adopted on validation (docs/experiments.md): their 67 lines
+# in model.py, the recipe and train.py (the saved model's reading, and its figures printed beside the network's)
+# are its only growth.
+READING_PATH_LIMIT = 1_539
 
 
 def reading_path(module: str = "train") -> dict[str, int]:
