@@ -30,6 +30,7 @@ fonts that matplotlib ships, so every machine has them, at two sizes).
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import importlib.util
 import shutil
@@ -109,10 +110,17 @@ def read_file(module, path: Path, number: bool) -> tuple[torch.Tensor, bool]:
     return module.mnist_digit(ink)[None], module.several_digits(ink)
 
 
-def reading_rate(model: torch.nn.Module, files: list[tuple[str, Path, dict]], module, number: bool = False) -> dict:
+def reading_rate(
+    model: torch.nn.Module,
+    files: list[tuple[str, Path, dict]],
+    module,
+    number: bool = False,
+    alone: torch.nn.Module | None = None,
+) -> dict:
     """Percentage read correctly (a file the path refuses counts as misread), the labels misread, how many
-    files were refused with an error, and how many got the note suggesting --number."""
-    wrong, refused, noted = [], 0, 0
+    files were refused with an error, and how many got the note suggesting --number; with `alone`, the network of a
+    model that reads with test-time views, the percentage that it reads correctly without them too."""
+    wrong, refused, noted, wrong_alone = [], 0, 0, 0
     for label, path, _ in files:
         try:
             inputs, note = read_file(module, path, number)
@@ -123,9 +131,14 @@ def reading_rate(model: torch.nn.Module, files: list[tuple[str, Path, dict]], mo
         noted += note
         if "".join(map(str, predict(model, inputs).argmax(1).tolist())) != label:
             wrong.append(label)
+        if alone is not None and "".join(map(str, predict(alone, inputs).argmax(1).tolist())) != label:
+            wrong_alone += 1
     rate = 100 * (len(files) - len(wrong)) / len(files)
     by_length = {n: sum(len(w) == n for w in wrong) for n in sorted({len(w) for w in wrong})}
-    return dict(read_correctly=rate, refused=refused, noted=noted, misread=len(wrong), misread_by_length=by_length)
+    result = dict(read_correctly=rate, refused=refused, noted=noted, misread=len(wrong), misread_by_length=by_length)
+    if alone is not None:
+        result["read_correctly_without_views"] = 100 * (len(files) - refused - wrong_alone) / len(files)
+    return result
 
 
 def controls(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, folder: Path) -> torch.Tensor:
@@ -186,7 +199,12 @@ def picture_rows(images: torch.Tensor, labels: torch.Tensor, args: argparse.Name
 
 def read_rows(model, rows: dict, paths: dict, images, labels, at_most: int | None) -> dict[str, dict]:
     """Each row's pictures written as files and read back through every revision's preprocessing (`paths`), with
-    the same digits as MNIST has them and as plain files beside them for comparison."""
+    the same digits as MNIST has them and as plain files beside them for comparison; a model that reads with
+    test-time views is also read without them, through today's path."""
+    alone = None
+    if model.views:
+        alone = copy.copy(model)  # the same weights, in eval mode, with a views switch of its own
+        alone.views = False
     as_they_are = (predict(model, normalize(images)).argmax(1) == labels).tolist()
     results = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -203,7 +221,8 @@ def read_rows(model, rows: dict, paths: dict, images, labels, at_most: int | Non
                 row["lengths"] = {n: sum(len(label) == n for label, _, _ in files) for n in range(2, 7)}
             for label, module in paths.items():
                 read = files if label == "now" else files[:at_most]
-                row[label] = reading_rate(model, read, module, number=name == "number") | dict(files=len(read))
+                without = alone if label == "now" else None
+                row[label] = reading_rate(model, read, module, name == "number", without) | dict(files=len(read))
                 print(
                     f"{name} ({label}): {row[label]['read_correctly']:.1f}% of {len(read):,} read correctly, "
                     f"{row[label]['refused']} refused",
@@ -258,6 +277,8 @@ def markdown(report: dict) -> str:
     """The reading table: a row per way digits arrive, a column per revision's path, errors and notes counted."""
     labels = ["now", *report["against"]]
     titles = ["read correctly"] + [f"with predict.py at {revision}" for revision in report["against"]]
+    views = all("read_correctly_without_views" in row["now"] for row in report["rows"].values())
+    titles[1:1] = ["without test-time views"] if views else []
     lines = [
         "| digits | how they were made | count | MNIST digits as they are | as plain files | "
         + " | ".join(titles)
@@ -273,6 +294,7 @@ def markdown(report: dict) -> str:
             for label in labels
         ]
         rates[0] = f"**{rates[0]}**"
+        rates[1:1] = [f"{row['now']['read_correctly_without_views']:.1f}%"] if views else []
         note = "" if name == "number" else str(row["now"]["noted"])
         lines.append(
             f"| {name} | {row['how']} | {row['samples']:,} | {same[0]} | {same[1]} | "
