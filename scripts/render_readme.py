@@ -367,12 +367,14 @@ def reading_summary() -> str:
     lowest = min(rows, key=lambda name: rows[name]["now"]["read_correctly"])
     refused = sum(row["now"]["refused"] for row in rows.values())
     alone = rows[lowest]["now"].get("read_correctly_without_views")
+    without = "" if alone is None else f"; {alone:.1f}% without test-time views"
     return (
         f"{len(rows)} kinds of picture, {sum(row['samples'] for row in rows.values()):,} files in all, {refused} "
         f"refused. Of the {len(paired)} single-digit kinds made from MNIST digits, the furthest below the same "
         f"digits as plain files is *{widest}*, {rows[widest]['now']['read_correctly']:.1f}% against "
         f"{rows[widest]['plain_files']:.1f}%; the lowest row is *{lowest}* "
-        f"({rows[lowest]['now']['read_correctly']:.1f}%{views_note(alone)}). Numbers of 2 to 6 digits are read whole "
+        f"({rows[lowest]['now']['read_correctly']:.1f}%{without}). "
+        "Numbers of 2 to 6 digits are read whole "
         f"{rows['number']['now']['read_correctly']:.1f}% of the time, drawn digits "
         f"{rows['drawn']['now']['read_correctly']:.1f}%, typed {rows['typed']['now']['read_correctly']:.1f}%. "
         "Every row is in the [model card](docs/model-card.md#reading-rates)."
