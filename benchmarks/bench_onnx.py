@@ -14,7 +14,6 @@ all 10,000 test images. The results go to benchmarks/onnx.json and benchmarks/on
 from __future__ import annotations
 
 import argparse
-import copy
 import platform
 import statistics
 import time
@@ -24,12 +23,12 @@ from pathlib import Path
 import onnxruntime
 import torch
 
-from compact_mnist.checkpoint import load_model
+from compact_mnist.checkpoint import load_model, network_alone
 from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from compact_mnist.files import write_report
 from export import calibration_images, export_onnx, initializer_bytes, onnx_accuracy, quantize_int8
-from model import Net, predict
+from model import predict
 from train import machine_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,17 +72,6 @@ def seconds_per_image(runners: dict, sample: torch.Tensor, rounds: int) -> dict[
     return per_image
 
 
-def network_alone(model: Net) -> Net | None:
-    """For a model that reads with test-time views, its network alone, timed beside it in the same rounds: what the
-    views cost. A copy that shares the weights and has a views switch of its own (both in eval mode, and staying so).
-    None for a model that reads plain."""
-    if not model.views:
-        return None
-    plain = copy.copy(model)
-    plain.views = False
-    return plain
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     float_path, int8_path = args.checkpoint.with_suffix(".onnx"), args.checkpoint.with_suffix(".int8.onnx")
@@ -95,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     images, labels = load_test_split(data_dir)
     images = normalize(images)
-    plain = network_alone(model)
+    plain = network_alone(model)  # timed beside in the same rounds: what the views cost
     files = {"onnx float": float_path.read_bytes()}
     files |= {"onnx float, without views": export_onnx(plain)} if plain is not None else {}
     files["onnx int8 (QDQ, shipped)"] = int8_path.read_bytes()

@@ -4,6 +4,7 @@ choose them in evaluate.py, predict.py and export.py."""
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,17 @@ def load_model(path: Path, spec: str | None = None, network: type[Net] = Net) ->
         ) from None
     load_weights(model, checkpoint["state_dict"], path)
     return model.eval(), meta
+
+
+def network_alone(model: Net) -> Net | None:
+    """For a model that reads with test-time views, its network read without them, to measure beside it: a copy that
+    shares the weights and has a views switch of its own (use both in eval mode: `.eval()` on either switches the
+    shared layers). None for a model that reads plain."""
+    if not model.views:
+        return None
+    alone = copy.copy(model)
+    alone.views = False
+    return alone
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

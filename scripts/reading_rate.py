@@ -30,7 +30,6 @@ fonts that matplotlib ships, so every machine has them, at two sizes).
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
 import importlib.util
 import shutil
@@ -42,7 +41,7 @@ from pathlib import Path
 import torch
 
 from compact_mnist import files, preprocess
-from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.checkpoint import add_model_arguments, load_model, network_alone
 from compact_mnist.cli import ArgumentParser, UserError, positive_int, run_cli
 from compact_mnist.data import add_data_dir_argument, normalize, resolve_data_dir
 from compact_mnist.drawings import (
@@ -201,10 +200,7 @@ def read_rows(model, rows: dict, paths: dict, images, labels, at_most: int | Non
     """Each row's pictures written as files and read back through every revision's preprocessing (`paths`), with
     the same digits as MNIST has them and as plain files beside them for comparison; a model that reads with
     test-time views is also read without them, through today's path."""
-    alone = None
-    if model.views:
-        alone = copy.copy(model)  # the same weights, in eval mode, with a views switch of its own
-        alone.views = False
+    alone = network_alone(model)
     as_they_are = (predict(model, normalize(images)).argmax(1) == labels).tolist()
     results = {}
     with tempfile.TemporaryDirectory() as folder:
