@@ -49,6 +49,7 @@ from compact_mnist.recipe import FIELDS, Recipe, add_recipe_flags, flag, for_mod
 from model import Net, count_parameters, parse_spec, predict
 
 BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchNorm statistics
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (log-probabilities, images, labels)
 
 
 def parse_args(argv: list[str] | None = None, *, exit_on_error: bool = True) -> argparse.Namespace:
@@ -229,19 +230,24 @@ def refresh_batchnorm(averaged: AveragedModel, images: torch.Tensor) -> Net:
     return cast(Net, averaged.module)  # the average holds a copy of the Net it averages
 
 
+def cross_entropy(label_smoothing: float) -> Loss:
+    """Training's loss: cross-entropy with the labels, smoothed. It re-applies log_softmax to the network's output,
+    which leaves log-probabilities unchanged."""
+    return lambda output, images, labels: F.cross_entropy(output, labels, label_smoothing=label_smoothing)
+
+
 def train_step(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    label_smoothing: float,
+    loss_fn: Loss,
     averaged: AveragedModel | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a batch, the scheduler's step and the average's update; returns output and loss."""
     output = model(images)
-    # cross_entropy re-applies log_softmax, which leaves log-probabilities unchanged.
-    loss = F.cross_entropy(output, labels, label_smoothing=label_smoothing)
+    loss = loss_fn(output, images, labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -260,10 +266,12 @@ def train_one_epoch(
     recipe: Recipe,
     epoch: int,
     averaged: AveragedModel | None = None,
+    loss_fn: Loss | None = None,
 ) -> tuple[float, float]:
     """One pass over the training images; returns mean loss and accuracy (%) on the batches as trained.
-    `averaged`, if given, is updated after every step."""
+    `averaged`, if given, is updated after every step; `loss_fn` replaces `cross_entropy`."""
     model.train()
+    loss_fn = loss_fn or cross_entropy(recipe.label_smoothing)
     count, device = len(data.train_labels), data.train_labels.device
     steps = batches_per_epoch(count, recipe.batch_size)
     losses = torch.zeros(steps, device=device)
@@ -274,7 +282,7 @@ def train_one_epoch(
         images, labels = data.train_images[index], data.train_labels[index]
         if recipe.augmented(epoch):
             images = augment(images, generator, strength=recipe.augment_strength, elastic=recipe.elastic)
-        output, loss = train_step(model, images, labels, optimizer, scheduler, recipe.label_smoothing, averaged)
+        output, loss = train_step(model, images, labels, optimizer, scheduler, loss_fn, averaged)
         # Accumulate on the device; reading values back every step would stall a GPU.
         losses[step] = loss.detach()
         correct += (output.argmax(1) == labels).sum()
@@ -344,11 +352,12 @@ def fit(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     resume: Path | None = None,
     state_file: Path | None = None,
+    loss_fn: Loss | None = None,
 ) -> tuple[Net, list[dict[str, Any]]]:
     """Train `recipe` on `data` (on `device`), evaluating after every epoch; return the model to save (the raw
     weights, or their average with --ema) and one record per epoch. Each record goes to `on_epoch`, and the whole
-    state to `state_file`, which `resume` continues from (`recipe` must then be `resumed`'s). A deterministic
-    recipe switches PyTorch to deterministic algorithms for the whole process."""
+    state to `state_file`, which `resume` continues from (`recipe` must then be `resumed`'s). `loss_fn` replaces
+    `cross_entropy`. A deterministic recipe switches PyTorch to deterministic algorithms for the whole process."""
     if recipe.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -369,7 +378,7 @@ def fit(
         for epoch in range(len(history) + 1, recipe.epochs + 1):
             started, lr = time.perf_counter(), scheduler.get_last_lr()[0]
             train_loss, train_acc = train_one_epoch(
-                model, data, optimizer, scheduler, generator, recipe, epoch, averaged
+                model, data, optimizer, scheduler, generator, recipe, epoch, averaged, loss_fn
             )
             final_model = model if averaged is None else refresh_batchnorm(averaged, data.train_images)
             record = dict(epoch=epoch, lr=lr, train_loss=train_loss, train_acc=train_acc)
@@ -473,26 +482,34 @@ def figures(meta: dict[str, Any]) -> str:
     return f"{text} with test-time views (the network alone: {plain})"
 
 
-def ensure_writable(out: Path) -> None:
-    """Fail before training, not after it, if its results cannot be saved in `out`."""
+def resume_file(out: Path, resume: Path | None) -> Path:
+    """Where the run in `out` keeps its resume file. Fails before training, not after it, if its results cannot be
+    saved in `out`, or if they would replace the resume file of another unfinished run (not `resume`)."""
     try:
         write_atomic(b"", out / ".write-test")
         (out / ".write-test").unlink()
     except (OSError, UserError):
         raise UserError(f"cannot write to {out}/; choose another folder with --out-dir") from None
-
-
-def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> int:
-    """`python train.py`; `on_epoch`, if given, also receives each epoch's record."""
-    args = parse_args(argv)
-    recipe, out, started = args.recipe, args.out_dir, time.perf_counter()
-    ensure_writable(out)
     state_file = out / "resume.pth"
-    if state_file.exists() and not (args.resume and args.resume.resolve() == state_file.resolve()):
+    if state_file.exists() and not (resume and resume.resolve() == state_file.resolve()):
         raise UserError(
             f"{state_file} holds an unfinished run, which this one would replace; continue it with: python train.py "
             f"--resume {state_file}, or delete it, or choose another --out-dir"
         )
+    return state_file
+
+
+def main(
+    argv: list[str] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    loss_fn: Loss | None = None,
+    trained_with: dict[str, Any] | None = None,
+) -> int:
+    """`python train.py`; `on_epoch`, if given, also receives each epoch's record; `loss_fn` replaces training's
+    loss, and `trained_with` says how in the run's record (scripts/distill.py)."""
+    args = parse_args(argv)
+    recipe, out, started = args.recipe, args.out_dir, time.perf_counter()
+    state_file = resume_file(out, args.resume)
     data = load_mnist(resolve_data_dir(args.data_dir), args.device, recipe.train_limit, val_size=recipe.val_size)
     from torchsummary import summary  # here, so that --help and usage errors answer at the speed of `import torch`
 
@@ -511,7 +528,7 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
             on_epoch(record)
 
     try:
-        model, history = fit(recipe, data, args.device, report, args.resume, state_file)
+        model, history = fit(recipe, data, args.device, report, args.resume, state_file, loss_fn)
     except Interrupted as interrupted:
         if interrupted.saved is None:
             print("\ninterrupted in the first epoch; nothing to resume")
@@ -524,6 +541,7 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[dict[str, Any]], Non
     model.views = recipe.views  # saved to read as the recipe says: with --views, over test-time views
     saved = read_with_views(model, data) if recipe.views else history[-1]
     meta = run_record(recipe, model, history, saved, args.device, time.perf_counter() - started, bool(args.resume))
+    meta |= trained_with or {}
     save_atomic({"state_dict": model.state_dict(), "meta": meta}, out / "mnist_model.pth")
     write_atomic((json.dumps({"meta": meta, "history": history}, indent=2) + "\n").encode(), out / "metrics.json")
     save_curves(history, out / "training_curves.png")

@@ -56,6 +56,7 @@ from compact_mnist.recipe import Recipe
 from model import Net, count_parameters, layer_table, parse_spec
 from train import (
     build_model,
+    cross_entropy,
     machine_name,
     make_optimizer,
     network,
@@ -110,7 +111,7 @@ def time_classic(data_dir: Path, recipe: Recipe, images: int) -> float:
     for step, (batch, labels) in enumerate(classic_loader(data_dir, recipe.batch_size)):
         if step == steps:
             break
-        train_step(model, batch, labels, optimizer, scheduler, recipe.label_smoothing, averaged)
+        train_step(model, batch, labels, optimizer, scheduler, cross_entropy(recipe.label_smoothing), averaged)
     return time.perf_counter() - start
 
 

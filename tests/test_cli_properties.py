@@ -254,7 +254,7 @@ def one_training_step(argv: list[str]) -> str:
     if recipe.augmented(1):
         images = augment(images, generator, strength=recipe.augment_strength, elastic=recipe.elastic)
     averaged = train.weight_average(model, recipe.ema) if recipe.ema else None
-    train.train_step(model, images, labels, optimizer, scheduler, recipe.label_smoothing, averaged)
+    train.train_step(model, images, labels, optimizer, scheduler, train.cross_entropy(recipe.label_smoothing), averaged)
     return "trained"
 
 

@@ -21,8 +21,10 @@ from compact_mnist.layers import IMPORT_NAMES, KIT, LAYERS, PARTS, ROOT, imports
 # The aim is 800, as pytorch/examples' mnist and nanoGPT's training path; this bound keeps today's from growing. It
 # was 1,472 before the test-time views that the default adopted on validation (docs/experiments.md): their 67 lines
 # in model.py, the recipe and train.py (the saved model's reading, and its figures printed beside the network's)
-# are its only growth.
-READING_PATH_LIMIT = 1_539
+# grew it to 1,539. The loss hook (train.py's `Loss`, `cross_entropy`, and `main`'s `loss_fn` and `trained_with`,
+# with `main`'s check of its folder moved out to keep it under a screen) added 18, so that a method such as
+# distillation trains from outside the kit (scripts/distill.py) and its code stays off this path until adopted.
+READING_PATH_LIMIT = 1_557
 
 
 def reading_path(module: str = "train") -> dict[str, int]:
