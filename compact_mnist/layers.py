@@ -59,8 +59,10 @@ LAYERS = {
         ("test_app.py", "test_web.py"),
     ),
     "search": Layer(
-        "the studies: seeds, the search on one machine or many, the ablation, the frontier, test-time views",
-        ("scripts.search", "scripts.seeds", "scripts.launch", "scripts.ablation", "scripts.frontier", "scripts.views"),
+        "the studies: seeds, the search on one machine or many, the ablation, the frontier, test-time views, "
+        "distillation",
+        ("scripts.search", "scripts.seeds", "scripts.launch", "scripts.ablation", "scripts.frontier", "scripts.views")
+        + ("scripts.distill",),
         ("optuna", "sqlalchemy", "psycopg"),
         tests=("test_search.py", "test_postgres.py", "test_studies.py"),
     ),

@@ -1,7 +1,8 @@
 """How a training run is launched and read back, shared by scripts/seeds.py and scripts/search.py.
 
 A run is train.py's `main` in a worker process of its own (`python scripts/launch.py TRAIN_FLAGS --out-dir OUT`),
-so that runs go in parallel on their own threads and Ctrl-C or a pruned trial stops one cleanly. It writes what
+so that runs go in parallel on their own threads and Ctrl-C or a pruned trial stops one cleanly; with `--teacher
+CHECKPOINT` first, the run is a student of that model (scripts/distill.py). It writes what
 `python train.py` writes into OUT, its output for people into OUT.log, and its messages for the parent as JSON
 lines on its stdout: {"epoch": record} after every epoch, {"metrics": metrics.json's content} once saved.
 A run whose OUT/metrics.json records the recipe that the same flags resolve to today is read back instead of
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from compact_mnist.cli import UsageError, run_cli
+from compact_mnist.files import fingerprint
 from compact_mnist.goals import recorded_recipe
 from compact_mnist.recipe import Recipe
 
@@ -51,10 +53,11 @@ def wanted_recipe(train_args: list[str]) -> Recipe | None:
         return None
 
 
-def finished_run(train_args: list[str], out: Path) -> dict | None:
-    """The metrics of a run that already finished in `out` with the recipe these train.py flags resolve to now,
-    else None. The flags alone are not enough: after a preset or a default changes, the same flags train something
-    else. Where it was trained does not matter: a finished run's folder can be moved."""
+def finished_run(train_args: list[str], out: Path, teacher: Path | None = None) -> dict | None:
+    """The metrics of a run that already finished in `out` with the recipe these train.py flags resolve to now, and
+    as a student of `teacher` where given (the same file, by fingerprint), else None. The flags alone are not
+    enough: after a preset or a default changes, the same flags train something else. Where it was trained does not
+    matter: a finished run's folder can be moved."""
     path = out / "metrics.json"
     if not path.is_file():
         return None
@@ -65,6 +68,9 @@ def finished_run(train_args: list[str], out: Path) -> dict | None:
         return None
     if any("changed_on_resume" in record for record in metrics.get("history", [])):
         return None  # resumed with another recipe part of the way: not a run of either
+    taught_by = metrics["meta"].get("distillation", {}).get("teacher_fingerprint")
+    if taught_by != (fingerprint(teacher) if teacher else None):
+        return None
     return metrics if recorded == wanted_recipe(train_args) else None
 
 
@@ -73,19 +79,22 @@ def train_run(
     out: Path,
     threads: int,
     on_epoch: Callable[[int, float | None], bool] | None = None,
+    teacher: Path | None = None,
 ) -> dict:
-    """Train once (unless this exact run already finished in `out`) and return its metrics.json.
+    """Train once (unless this exact run already finished in `out`) and return its metrics.json; with `teacher`,
+    as that checkpoint's student.
 
     `on_epoch(epoch, val_accuracy)` is called after every epoch; when it returns True the run is
     stopped and `RunStopped` raised.
     """
-    finished = finished_run(train_args, out)
+    finished = finished_run(train_args, out, teacher)
     if finished:
         return finished
     log = out.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-    command = [sys.executable, str(Path(__file__).resolve()), *train_args, "--out-dir", str(out)]
+    taught = ["--teacher", str(teacher)] if teacher else []
+    command = [sys.executable, str(Path(__file__).resolve()), *taught, *train_args, "--out-dir", str(out)]
     metrics = None
     with open(log, "w", encoding="utf-8") as file:
         process = subprocess.Popen(
@@ -134,8 +143,14 @@ def worker(argv: list[str]) -> int:
         messages.flush()
 
     import train
+    from scripts.distill import train_student
 
-    code = train.main(argv, on_epoch=lambda record: send({"epoch": record}))
+    def on_epoch(record: dict) -> None:
+        send({"epoch": record})
+
+    teacher = Path(argv[1]) if argv[:1] == ["--teacher"] else None
+    argv = argv[2:] if teacher else argv
+    code = train_student(teacher, argv, on_epoch) if teacher else train.main(argv, on_epoch=on_epoch)
     if code == 0:
         send({"metrics": json.loads((train.parse_args(argv).out_dir / "metrics.json").read_text())})
     return code

@@ -4,6 +4,7 @@
     python scripts/seeds.py --seeds 0 1 2 3 4 --name tiny -- --model tiny
     python scripts/seeds.py --seeds 0 1 2 --name lr0.1 --report reports/sweep.json -- --lr 0.1
     python scripts/seeds.py --seeds 0 1 2 --name lr0.1 --compare default --report reports/sweep.json -- --lr 0.1
+    python scripts/seeds.py --seeds 0 1 2 --name micro-distilled --teacher models/mnist_model.pth -- --model micro
 
 Everything after `--` goes to train.py unchanged. Each seed trains into runs/NAME/seed-S/; a seed
 whose run already finished with the same recipe is read back instead of retrained, so an interrupted
@@ -12,7 +13,8 @@ The report (JSON plus a markdown table beside it) keeps one entry per NAME: the 
 reports/seeds.json for a NAME that is a preset, runs/seeds.json for any other, unless --report says.
 `--compare OTHER` adds the mean validation gain over the entry OTHER (of this report, or of
 `--compare-report`), paired by seed: seeds share their data order and initial weights, so a paired
-difference sees a change that the seed-to-seed spread would hide.
+difference sees a change that the seed-to-seed spread would hide. `--teacher CHECKPOINT` trains each seed as that
+model's student (scripts/distill.py), and the entry says what the teacher is and cost.
 """
 
 from __future__ import annotations
@@ -39,12 +41,12 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     """Train one seed (unless its finished run is already on disk) and return its figures."""
     out = args.runs / args.name / f"seed-{seed}"
     train_args = ["--seed", str(seed), *args.train_args]
-    if finished_run(train_args, out):
+    if finished_run(train_args, out, args.teacher):
         print(f"[{args.name}] seed {seed}: already trained, reading {out}/metrics.json")
     else:
         print(f"[{args.name}] seed {seed}: training, log in {out}.log", flush=True)
     try:
-        metrics = train_run(train_args, out, threads)
+        metrics = train_run(train_args, out, threads, teacher=args.teacher)
     except RunFailed as error:
         raise UserError(f"seed {seed} failed: {error}") from None
     meta, history = metrics["meta"], metrics["history"]
@@ -63,6 +65,7 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
         threads=meta["threads"],
         params=meta["params"],
         device=meta["device"],
+        distillation=meta.get("distillation"),
     )
 
 
@@ -177,6 +180,20 @@ def gain_text(gain: dict) -> str:
     return f"{gain['mean']:+.3f}% (standard error {gain['standard_error']:.3f}%)"
 
 
+def teacher_text(about: dict, runs: list[dict]) -> str:
+    """What distilled runs were students of, and what the teacher cost beside them."""
+    student = statistics.mean(run["seconds"] for run in runs)
+    return (
+        f"Each seed trained as the student of `{about['teacher']}` ({about['teacher_spec']}, "
+        f"{about['teacher_params']:,} parameters, {about['teacher_epochs']} epochs in "
+        f"{about['teacher_seconds']:.0f} s), "
+        f"temperature {about['temperature']:g}, weight {about['weight']:g} on the teacher's term (scripts/distill.py): "
+        f"a student's {student:.0f} s (mean) include the teacher's reading of every batch; with the teacher's own "
+        f"training, a student costs {student + about['teacher_seconds']:.0f} s and {about['teacher_epochs']} more "
+        "epochs."
+    )
+
+
 def markdown(report: dict) -> str:
     """One table per entry: a row per seed, then the summary rows. Runs with --views also show the plain network's
     figures from the same run, runs with --ema the raw weights', so the two can be compared seed by seed."""
@@ -224,6 +241,8 @@ def markdown(report: dict) -> str:
                 f"Weight averaging's validation gain over the same runs' raw weights, paired by seed: "
                 f"{gain_text(gain)}.",
             ]
+        if "distillation" in entry:
+            lines += ["", teacher_text(entry["distillation"], entry["runs"])]
         if "compared_with" in entry:
             other, gain = entry["compared_with"], entry["compared_with"]["val_gain"]
             where = f" in `{other['report']}`" if "report" in other else ""
@@ -245,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", metavar="OTHER", help="report the validation gain over entry OTHER, by seed")
     parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once")
+    parser.add_argument("--teacher", type=Path, help="train each seed as the student of this checkpoint (distillation)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
     parser.add_argument(
         "--report",
@@ -264,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
 
     report = read_report(args.report)  # read now: another sweep may have written it while these seeds trained
     entry = dict(train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs))
+    if args.teacher:
+        entry["distillation"] = runs[0]["distillation"]
     if baseline is not None:
         entry["compared_with"] = compare(runs, baseline, args.compare)
         if args.compare_report:

@@ -1,5 +1,5 @@
 """The studies: the seed sweep and its report, the run cache that reads a finished run back, the ablation and the
-test-time views screen."""
+test-time views screen, and distillation."""
 
 from __future__ import annotations
 
@@ -202,3 +202,58 @@ def test_the_views_screen_refuses_models_of_two_recipes(tmp_path, capsys):
     paths = seeds_of_the_committed_model(tmp_path, [3]) + seeds_of_the_committed_model(tmp_path, [4], dropout=0.0)
     code, stderr = cli(views.main, paths, capsys)
     assert code == 2 and "(here 2 recipes, seeds 3, 4)" in stderr
+
+
+def test_a_student_reads_as_its_teacher_only_at_the_labels_share_of_the_loss():
+    from compact_mnist.recipe import for_model
+    from scripts.distill import WEIGHT, Distillation
+    from train import network
+
+    torch.manual_seed(0)
+    teacher = network(for_model("tiny")).eval()
+    images, labels = torch.randn(8, 1, 28, 28), torch.arange(8)
+    loss = Distillation(teacher, label_smoothing=0.0)
+    with torch.no_grad():
+        same = teacher(images)
+    hard = torch.nn.functional.cross_entropy(same, labels)
+    assert loss(same, images, labels).item() == pytest.approx((1 - WEIGHT) * hard.item(), rel=1e-5)
+    uniform = torch.full((8, 10), -torch.log(torch.tensor(10.0)).item())
+    assert loss(uniform, images, labels).item() > (1 - WEIGHT) * torch.log(torch.tensor(10.0)).item() + 1e-3
+
+
+def test_a_students_run_is_read_back_only_as_a_student_of_the_same_teacher(tmp_path):
+    from compact_mnist.files import fingerprint
+    from scripts.launch import finished_run
+    from train import parse_args, trained_recipe
+
+    flags = ["--epochs", "1", "--device", "cpu"]
+    meta = trained_recipe(parse_args(flags).recipe)
+    (tmp_path / "metrics.json").write_text(json.dumps({"meta": meta}))
+    assert finished_run(flags, tmp_path, teacher=MODEL_PATH) is None, "a plain run is no student"
+    meta["distillation"] = dict(teacher_fingerprint=fingerprint(MODEL_PATH))
+    (tmp_path / "metrics.json").write_text(json.dumps({"meta": meta}))
+    assert finished_run(flags, tmp_path, teacher=MODEL_PATH)
+    assert finished_run(flags, tmp_path) is None, "a student is no plain run"
+    other = tmp_path / "other.pth"
+    other.write_bytes(MODEL_PATH.read_bytes() + b"\0")
+    assert finished_run(flags, tmp_path, teacher=other) is None, "another teacher"
+
+
+@pytest.mark.slow
+def test_a_seed_sweep_trains_students_and_says_what_their_teacher_cost(tmp_path, capsys):
+    from scripts import seeds
+
+    sweep = ["--seeds", "0", "1", "--name", "students", "--runs", str(tmp_path), "--teacher", str(MODEL_PATH)]
+    sweep += ["--report", str(tmp_path / "seeds.json"), "--", "--model", "tiny", "--epochs", "1"]
+    sweep += ["--clean-epochs", "0", "--train-limit", "1500", "--device", "cpu"]
+    assert seeds.main(sweep) == 0
+    entry = json.loads((tmp_path / "seeds.json").read_text())["students"]
+    about = entry["distillation"]
+    assert about["teacher_params"] == 10_002 and about["teacher_seconds"] > 0
+    assert all(run["distillation"] == about for run in entry["runs"])
+    checkpoint = torch.load(tmp_path / "students" / "seed-0" / "mnist_model.pth", weights_only=True)
+    assert checkpoint["meta"]["distillation"] == about, "the checkpoint says how it was trained"
+    assert "student of" in (tmp_path / "seeds.md").read_text()
+    capsys.readouterr()
+    assert seeds.main(sweep) == 0
+    assert capsys.readouterr().out.count("already trained") == 2
