@@ -5,8 +5,8 @@ so that runs go in parallel on their own threads and Ctrl-C or a pruned trial st
 CHECKPOINT` first, the run is a student of that model (scripts/distill.py). It writes what
 `python train.py` writes into OUT, its output for people into OUT.log, and its messages for the parent as JSON
 lines on its stdout: {"epoch": record} after every epoch, {"metrics": metrics.json's content} once saved.
-A run whose OUT/metrics.json records the recipe that the same flags resolve to today is read back instead of
-retrained, so an interrupted sweep or search resumes where it stopped.
+A run whose OUT/metrics.json records the recipe that the same flags resolve to today (and the same teacher) is read
+back instead of retrained, so an interrupted sweep or search resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -143,14 +143,18 @@ def worker(argv: list[str]) -> int:
         messages.flush()
 
     import train
-    from scripts.distill import train_student
 
     def on_epoch(record: dict) -> None:
         send({"epoch": record})
 
     teacher = Path(argv[1]) if argv[:1] == ["--teacher"] else None
     argv = argv[2:] if teacher else argv
-    code = train_student(teacher, argv, on_epoch) if teacher else train.main(argv, on_epoch=on_epoch)
+    if teacher:
+        from scripts.distill import train_student
+
+        code = train_student(teacher, argv, on_epoch)
+    else:
+        code = train.main(argv, on_epoch=on_epoch)
     if code == 0:
         send({"metrics": json.loads((train.parse_args(argv).out_dir / "metrics.json").read_text())})
     return code

@@ -65,8 +65,7 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
         threads=meta["threads"],
         params=meta["params"],
         device=meta["device"],
-        distillation=meta.get("distillation"),
-    )
+    ) | ({"distillation": meta["distillation"]} if "distillation" in meta else {})
 
 
 def paired_gain(pairs: list[tuple[float, float]]) -> dict | None:
@@ -183,14 +182,17 @@ def gain_text(gain: dict) -> str:
 def teacher_text(about: dict, runs: list[dict]) -> str:
     """What distilled runs were students of, and what the teacher cost beside them."""
     student = statistics.mean(run["seconds"] for run in runs)
+    trained = (
+        f"{about['teacher_epochs']} epochs in {about['teacher_seconds']:.0f} s on {about['teacher_threads']} threads"
+        if about.get("teacher_seconds") is not None
+        else "its training time unrecorded"
+    )
     return (
-        f"Each seed trained as the student of `{about['teacher']}` ({about['teacher_spec']}, "
-        f"{about['teacher_params']:,} parameters, {about['teacher_epochs']} epochs in "
-        f"{about['teacher_seconds']:.0f} s), "
-        f"temperature {about['temperature']:g}, weight {about['weight']:g} on the teacher's term (scripts/distill.py): "
-        f"a student's {student:.0f} s (mean) include the teacher's reading of every batch; with the teacher's own "
-        f"training, a student costs {student + about['teacher_seconds']:.0f} s and {about['teacher_epochs']} more "
-        "epochs."
+        f"Each seed trained as the student of `{Path(about['teacher']).name}` (fingerprint "
+        f"{about['teacher_fingerprint']}; {about['teacher_spec']}, {about['teacher_params']:,} parameters, {trained}, "
+        f"paid once for all students), temperature {about['temperature']:g}, weight {about['weight']:g} on the "
+        f"teacher's term (scripts/distill.py). The students' {student:.0f} s (mean) include the teacher's reading of "
+        "every batch they train on."
     )
 
 
@@ -276,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
     args.name = entry_name(args.name, args.train_args)
+    if args.teacher:
+        if args.name in PRESETS:
+            raise UserError(f"--teacher trains students, not the {args.name} preset's recipe: give another --name")
+        if not args.teacher.is_file():
+            raise UserError(f"--teacher {args.teacher}: no such checkpoint")
+        args.teacher = args.teacher.resolve()  # the runs start in the project's folder
     args.report = args.report or default_report(args.name)
     baseline = read_baseline(args.compare, args.compare_report or args.report) if args.compare else None
     threads = max(1, (os.cpu_count() or 1) // args.jobs)

@@ -204,21 +204,50 @@ def test_the_views_screen_refuses_models_of_two_recipes(tmp_path, capsys):
     assert code == 2 and "(here 2 recipes, seeds 3, 4)" in stderr
 
 
-def test_a_student_reads_as_its_teacher_only_at_the_labels_share_of_the_loss():
+class Fixed(torch.nn.Module):
+    """A teacher that gives these log-probabilities whatever it reads."""
+
+    def __init__(self, log_probs: torch.Tensor) -> None:
+        super().__init__()
+        self.log_probs = log_probs
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.log_probs
+
+
+def test_the_students_loss_is_the_softened_kl_from_its_teacher_plus_the_labels_share():
+    from scripts.distill import TEMPERATURE, WEIGHT, Distillation
+
+    teacher = torch.log_softmax(torch.tensor([[4.0, 1.0, 0.0], [0.0, 2.0, 1.0]]), dim=1)
+    student = torch.log_softmax(torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.0, 0.0]]), dim=1)
+    labels = torch.tensor([0, 1])
+    loss = Distillation(Fixed(teacher), label_smoothing=0.0)(student, torch.zeros(2, 1, 28, 28), labels)
+    p = torch.softmax(teacher / TEMPERATURE, dim=1)  # the teacher's softened probabilities
+    q = torch.softmax(student / TEMPERATURE, dim=1)
+    kl = (p * (p / q).log()).sum(1).mean()  # KL(teacher || student), per image
+    hard = -student[torch.arange(2), labels].mean()
+    assert loss.item() == pytest.approx(WEIGHT * TEMPERATURE**2 * kl.item() + (1 - WEIGHT) * hard.item(), rel=1e-5)
+
+
+def test_a_training_step_of_the_student_leaves_its_teacher_as_it_was():
     from compact_mnist.recipe import for_model
-    from scripts.distill import WEIGHT, Distillation
-    from train import network
+    from scripts.distill import Distillation
+    from train import make_optimizer, network, train_step
 
     torch.manual_seed(0)
-    teacher = network(for_model("tiny")).eval()
-    images, labels = torch.randn(8, 1, 28, 28), torch.arange(8)
-    loss = Distillation(teacher, label_smoothing=0.0)
-    with torch.no_grad():
-        same = teacher(images)
-    hard = torch.nn.functional.cross_entropy(same, labels)
-    assert loss(same, images, labels).item() == pytest.approx((1 - WEIGHT) * hard.item(), rel=1e-5)
-    uniform = torch.full((8, 10), -torch.log(torch.tensor(10.0)).item())
-    assert loss(uniform, images, labels).item() > (1 - WEIGHT) * torch.log(torch.tensor(10.0)).item() + 1e-3
+    teacher, student = network(for_model("micro")), network(for_model("micro"))
+    teacher.train()(torch.randn(16, 1, 28, 28))  # BatchNorm statistics of its own
+    before = {name: value.clone() for name, value in teacher.state_dict().items()}
+    optimizer, scheduler = make_optimizer(student, for_model("micro"), steps_per_epoch=1)
+    images, labels = torch.randn(16, 1, 28, 28), torch.arange(16) % 10
+    student_before = [parameter.clone() for parameter in student.parameters()]
+    student.train()
+    train_step(student, images, labels, optimizer, scheduler, Distillation(teacher, label_smoothing=0.0))
+    assert not teacher.training
+    assert all(torch.equal(value, before[name]) for name, value in teacher.state_dict().items())
+    assert all(parameter.grad is None for parameter in teacher.parameters())
+    learned = [not torch.equal(a, b) for a, b in zip(student.parameters(), student_before, strict=True)]
+    assert any(learned), "the step trained the student"
 
 
 def test_a_students_run_is_read_back_only_as_a_student_of_the_same_teacher(tmp_path):
@@ -253,7 +282,34 @@ def test_a_seed_sweep_trains_students_and_says_what_their_teacher_cost(tmp_path,
     assert all(run["distillation"] == about for run in entry["runs"])
     checkpoint = torch.load(tmp_path / "students" / "seed-0" / "mnist_model.pth", weights_only=True)
     assert checkpoint["meta"]["distillation"] == about, "the checkpoint says how it was trained"
-    assert "student of" in (tmp_path / "seeds.md").read_text()
+    assert "student of `mnist_model.pth`" in (tmp_path / "seeds.md").read_text()
     capsys.readouterr()
     assert seeds.main(sweep) == 0
     assert capsys.readouterr().out.count("already trained") == 2
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--name", "micro"], "not the micro preset's recipe"),
+        (["--name", "micro-students", "--teacher", "nowhere.pth"], "no such checkpoint"),
+    ],
+)
+def test_a_sweep_of_students_refuses_a_presets_entry_and_a_missing_teacher(flags, message, tmp_path):
+    from scripts import seeds
+
+    teacher = [] if "--teacher" in flags else ["--teacher", str(MODEL_PATH)]
+    with pytest.raises(UserError, match=message):
+        seeds.main([*flags, *teacher, "--runs", str(tmp_path), "--", "--model", "micro", "--device", "cpu"])
+
+
+def test_a_student_trains_into_a_folder_of_its_own_from_the_start(tmp_path):
+    from scripts.distill import train_student
+
+    with pytest.raises(UserError, match="an --out-dir of its own"):
+        train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu"])
+    with pytest.raises(UserError, match="holds the teacher"):
+        train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu", "--out-dir", str(MODEL_PATH.parent)])
+    (tmp_path / "resume.pth").write_bytes(b"")
+    with pytest.raises(UserError, match="a student is not resumed"):
+        train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)])
