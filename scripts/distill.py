@@ -87,7 +87,11 @@ def train_student(teacher_path: Path, train_args: list[str], on_epoch: Any = Non
     network, about = teacher(teacher_path)
     layout = torch.channels_last if args.device.type == "cpu" else torch.contiguous_format  # as train.py's student
     loss = Distillation(network.to(args.device, memory_format=layout), args.recipe.label_smoothing)
-    return train.main(train_args, on_epoch=on_epoch, loss_fn=loss, trained_with=dict(distillation=about))
+    code = train.main(train_args, on_epoch=on_epoch, loss_fn=loss, trained_with=dict(distillation=about))
+    if code == 130 and (args.out_dir / "resume.pth").exists():  # Ctrl-C: `train.py --resume` would drop the teacher
+        (args.out_dir / "resume.pth").unlink()
+        print(f"removed {args.out_dir / 'resume.pth'}: a student is not resumed; train it again with the same command")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

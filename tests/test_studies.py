@@ -313,3 +313,18 @@ def test_a_student_trains_into_a_folder_of_its_own_from_the_start(tmp_path):
     (tmp_path / "resume.pth").write_bytes(b"")
     with pytest.raises(UserError, match="a student is not resumed"):
         train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)])
+
+
+def test_a_student_stopped_by_ctrl_c_leaves_no_resume_file_that_would_continue_it_without_its_teacher(
+    tmp_path, monkeypatch
+):
+    import train
+    from scripts.distill import train_student
+
+    def stopped(argv, on_epoch=None, loss_fn=None, trained_with=None):
+        (tmp_path / "resume.pth").write_bytes(b"epoch 3")
+        return 130
+
+    monkeypatch.setattr(train, "main", stopped)
+    assert train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)]) == 130
+    assert not (tmp_path / "resume.pth").exists()
