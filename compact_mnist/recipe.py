@@ -27,7 +27,7 @@ PRESET_RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     "small": dict(elastic=0.0),
     "tiny": dict(elastic=0.0, label_smoothing=0.0, clean_epochs=5, views=False),
-    "micro": dict(elastic=0.0, label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5, views=False),
+    "micro": dict(elastic=0.0, label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5),
 }
 
 
