@@ -2,20 +2,25 @@
 the teacher's softened probabilities on the same augmented batch as well as toward the labels.
 
     python scripts/distill.py --teacher models/mnist_model.pth -- --model micro --out-dir runs/micro-student
+    python scripts/distill.py --teacher models/mnist_model.pth --temperature 1 --weight 0.5 -- --model micro ...
     python scripts/seeds.py --teacher models/mnist_model.pth --name micro-distilled --report runs/distill.json \
         -- --model micro
 
 Everything after `--` goes to train.py: the student trains its own recipe for its own epochs, and only the loss
-changes, to WEIGHT * T^2 * KL(teacher || student), both read at temperature T, plus (1 - WEIGHT) * the recipe's
-cross-entropy (T^2 keeps the soft term's gradients on the scale of the hard one's). The teacher reads its network
+changes, to W * T^2 * KL(teacher || student), both read at temperature T (--temperature), plus (1 - W) * the
+recipe's cross-entropy, W the teacher's weight (--weight); T^2 keeps the soft term's gradients on the scale of the
+hard one's. The teacher reads its network
 alone (no test-time views), in eval mode, without gradients. The run's record (metrics.json and the checkpoint)
-holds `distillation`: the teacher's file and fingerprint, its parameters and training time, T and WEIGHT. A student
+holds `distillation`: the teacher's file and fingerprint, its parameters and training time, T and W. A student
 needs its own --out-dir, and is not resumed: its resume file does not hold its teacher, so a student stopped part
 way trains again from the start.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,55 +28,71 @@ import torch
 import torch.nn.functional as F
 
 from compact_mnist.checkpoint import load_model
-from compact_mnist.cli import ArgumentParser, UserError, run_cli
+from compact_mnist.cli import ArgumentParser, UserError, number, run_cli
 from compact_mnist.files import fingerprint
 from model import Net
 
-# Chosen before any run, from the common setting of distillation benchmarks (Tian, Krishnan and Isola, 2020,
-# "Contrastive representation distillation": T = 4, 0.9 on the teacher's term), not tuned here.
+# The first screen's setting, chosen before any run from the common setting of distillation benchmarks (Tian, Krishnan
+# and Isola, 2020, "Contrastive representation distillation": T = 4, 0.9 on the teacher's term).
 TEMPERATURE = 4.0
 WEIGHT = 0.9
+
+
+@dataclass(frozen=True)
+class Teaching:
+    """How a student is taught: the teacher's checkpoint, the temperature both are read at, and the weight of the
+    teacher's term (the labels' is 1 - weight)."""
+
+    teacher: Path
+    temperature: float = TEMPERATURE
+    weight: float = WEIGHT
+
+    def flags(self) -> list[str]:
+        """As this script's flags, before the `--` that starts train.py's."""
+        return ["--teacher", str(self.teacher), "--temperature", str(self.temperature), "--weight", str(self.weight)]
+
+    def recorded(self) -> dict[str, Any]:
+        """What a student's record holds of it, to tell this teaching from another: the teacher by its fingerprint."""
+        return dict(teacher_fingerprint=fingerprint(self.teacher), temperature=self.temperature, weight=self.weight)
 
 
 class Distillation:
     """The student's loss, called as train.py calls its loss: (log-probabilities, images, labels) -> loss. The
     teacher, on the training device, is frozen: eval mode (its BatchNorm statistics stay), no gradients."""
 
-    def __init__(self, teacher: Net, label_smoothing: float) -> None:
+    def __init__(self, teacher: Net, label_smoothing: float, temperature: float, weight: float) -> None:
         self.teacher, self.label_smoothing = teacher.eval().requires_grad_(False), label_smoothing
+        self.temperature, self.weight = temperature, weight
 
     def __call__(self, output: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            target = F.log_softmax(self.teacher(images) / TEMPERATURE, dim=1)
+            target = F.log_softmax(self.teacher(images) / self.temperature, dim=1)
         # Both networks give log-probabilities, logits shifted by a constant per image: log_softmax of either over T
         # is the same, so dividing them by T softens as dividing logits does.
-        student = F.log_softmax(output / TEMPERATURE, dim=1)
-        soft = F.kl_div(student, target, reduction="batchmean", log_target=True) * TEMPERATURE**2
+        student = F.log_softmax(output / self.temperature, dim=1)
+        soft = F.kl_div(student, target, reduction="batchmean", log_target=True) * self.temperature**2
         hard = F.cross_entropy(output, labels, label_smoothing=self.label_smoothing)
-        return WEIGHT * soft + (1 - WEIGHT) * hard
+        return self.weight * soft + (1 - self.weight) * hard
 
 
-def teacher(path: Path) -> tuple[Net, dict[str, Any]]:
-    """The network of the checkpoint at `path`, read without test-time views, and what a student's record says of
-    it."""
-    model, meta = load_model(path)
+def teacher(teaching: Teaching) -> tuple[Net, dict[str, Any]]:
+    """The network of the teacher's checkpoint, read without test-time views, and what a student's record says of
+    the teaching."""
+    model, meta = load_model(teaching.teacher)
     model.views = False
     about = dict(
-        teacher=str(path),
-        teacher_fingerprint=fingerprint(path),
+        teacher=str(teaching.teacher),
         teacher_spec=meta.get("spec"),
         teacher_params=sum(parameter.numel() for parameter in model.parameters()),
         teacher_epochs=meta.get("epochs"),
         teacher_seconds=meta.get("train_seconds"),
         teacher_threads=meta.get("threads"),
-        temperature=TEMPERATURE,
-        weight=WEIGHT,
     )
-    return model, about
+    return model, about | teaching.recorded()
 
 
-def train_student(teacher_path: Path, train_args: list[str], on_epoch: Any = None) -> int:
-    """train.py's `main` with these flags, its loss the distillation from the checkpoint at `teacher_path`."""
+def train_student(teaching: Teaching, train_args: list[str], on_epoch: Any = None) -> int:
+    """train.py's `main` with these flags, its loss the distillation that `teaching` says."""
     import train
 
     args = train.parse_args(train_args)
@@ -82,11 +103,12 @@ def train_student(teacher_path: Path, train_args: list[str], on_epoch: Any = Non
             f"{args.out_dir / 'resume.pth'} holds an unfinished run; a student is not resumed (its resume file does "
             "not hold its teacher): delete it to train the student again, or choose another --out-dir"
         )
-    if teacher_path.resolve().parent == args.out_dir.resolve():
+    if teaching.teacher.resolve().parent == args.out_dir.resolve():
         raise UserError(f"--out-dir {args.out_dir} holds the teacher, which the student would replace; choose another")
-    network, about = teacher(teacher_path)
+    network, about = teacher(teaching)
     layout = torch.channels_last if args.device.type == "cpu" else torch.contiguous_format  # as train.py's student
-    loss = Distillation(network.to(args.device, memory_format=layout), args.recipe.label_smoothing)
+    network = network.to(args.device, memory_format=layout)
+    loss = Distillation(network, args.recipe.label_smoothing, teaching.temperature, teaching.weight)
     code = train.main(train_args, on_epoch=on_epoch, loss_fn=loss, trained_with=dict(distillation=about))
     if code == 130 and (args.out_dir / "resume.pth").exists():  # Ctrl-C: `train.py --resume` would drop the teacher
         (args.out_dir / "resume.pth").unlink()
@@ -94,12 +116,37 @@ def train_student(teacher_path: Path, train_args: list[str], on_epoch: Any = Non
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
+def add_teaching_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
+    """--teacher, --temperature and --weight, shared with scripts/seeds.py."""
+    add = parser.add_argument
+    add("--teacher", type=Path, required=required, help="the trained model to distil from (a checkpoint)")
+    add("--temperature", type=number(float, above=0, at_most=100), default=TEMPERATURE, help="T (default: %(default)g)")
+    add(
+        "--weight",
+        type=number(float, at_least=0, at_most=1),
+        default=WEIGHT,
+        help="the teacher's term's share of the loss (default: %(default)g)",
+    )
+
+
+def teaching_of(args: argparse.Namespace) -> Teaching:
+    if not args.teacher.is_file():
+        raise UserError(f"--teacher {args.teacher}: no such checkpoint")
+    return Teaching(args.teacher.resolve(), args.temperature, args.weight)  # runs may start in another folder
+
+
+def split(argv: list[str]) -> tuple[Teaching, list[str]]:
+    """This script's command line: the teaching, and train.py's flags after `--`."""
     parser = ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--teacher", type=Path, required=True, help="the trained model to distil from (a checkpoint)")
+    add_teaching_arguments(parser, required=True)
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
-    return train_student(args.teacher, args.train_args)
+    return teaching_of(args), args.train_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    teaching, train_args = split(sys.argv[1:] if argv is None else argv)
+    return train_student(teaching, train_args)
 
 
 if __name__ == "__main__":

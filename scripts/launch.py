@@ -1,11 +1,11 @@
 """How a training run is launched and read back, shared by scripts/seeds.py and scripts/search.py.
 
 A run is train.py's `main` in a worker process of its own (`python scripts/launch.py TRAIN_FLAGS --out-dir OUT`),
-so that runs go in parallel on their own threads and Ctrl-C or a pruned trial stops one cleanly; with `--teacher
-CHECKPOINT` first, the run is a student of that model (scripts/distill.py). It writes what
+so that runs go in parallel on their own threads and Ctrl-C or a pruned trial stops one cleanly; with
+scripts/distill.py's flags and `--` first, the run is a student. It writes what
 `python train.py` writes into OUT, its output for people into OUT.log, and its messages for the parent as JSON
 lines on its stdout: {"epoch": record} after every epoch, {"metrics": metrics.json's content} once saved.
-A run whose OUT/metrics.json records the recipe that the same flags resolve to today (and the same teacher) is read
+A run whose OUT/metrics.json records the recipe that the same flags resolve to today (and the same teaching) is read
 back instead of retrained, so an interrupted sweep or search resumes where it stopped.
 """
 
@@ -17,11 +17,14 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compact_mnist.cli import UsageError, run_cli
-from compact_mnist.files import fingerprint
 from compact_mnist.goals import recorded_recipe
 from compact_mnist.recipe import Recipe
+
+if TYPE_CHECKING:
+    from scripts.distill import Teaching
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,11 +56,11 @@ def wanted_recipe(train_args: list[str]) -> Recipe | None:
         return None
 
 
-def finished_run(train_args: list[str], out: Path, teacher: Path | None = None) -> dict | None:
+def finished_run(train_args: list[str], out: Path, teaching: Teaching | None = None) -> dict | None:
     """The metrics of a run that already finished in `out` with the recipe these train.py flags resolve to now, and
-    as a student of `teacher` where given (the same file, by fingerprint), else None. The flags alone are not
-    enough: after a preset or a default changes, the same flags train something else. Where it was trained does not
-    matter: a finished run's folder can be moved."""
+    taught as `teaching` says where given (the same teacher, by fingerprint, temperature and weight), else None.
+    The flags alone are not enough: after a preset or a default changes, the same flags train something else. Where
+    it was trained does not matter: a finished run's folder can be moved."""
     path = out / "metrics.json"
     if not path.is_file():
         return None
@@ -68,9 +71,9 @@ def finished_run(train_args: list[str], out: Path, teacher: Path | None = None) 
         return None
     if any("changed_on_resume" in record for record in metrics.get("history", [])):
         return None  # resumed with another recipe part of the way: not a run of either
-    taught_by = metrics["meta"].get("distillation", {}).get("teacher_fingerprint")
-    if taught_by != (fingerprint(teacher) if teacher else None):
-        return None
+    taught, wanted = metrics["meta"].get("distillation") or {}, teaching.recorded() if teaching else {}
+    if bool(taught) != bool(wanted) or any(taught.get(key) != value for key, value in wanted.items()):
+        return None  # a student for a plain run or the other way round, or taught otherwise
     return metrics if recorded == wanted_recipe(train_args) else None
 
 
@@ -79,21 +82,21 @@ def train_run(
     out: Path,
     threads: int,
     on_epoch: Callable[[int, float | None], bool] | None = None,
-    teacher: Path | None = None,
+    teaching: Teaching | None = None,
 ) -> dict:
-    """Train once (unless this exact run already finished in `out`) and return its metrics.json; with `teacher`,
-    as that checkpoint's student.
+    """Train once (unless this exact run already finished in `out`) and return its metrics.json; with `teaching`,
+    as a student (scripts/distill.py).
 
     `on_epoch(epoch, val_accuracy)` is called after every epoch; when it returns True the run is
     stopped and `RunStopped` raised.
     """
-    finished = finished_run(train_args, out, teacher)
+    finished = finished_run(train_args, out, teaching)
     if finished:
         return finished
     log = out.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-    taught = ["--teacher", str(teacher)] if teacher else []
+    taught = [*teaching.flags(), "--"] if teaching else []
     command = [sys.executable, str(Path(__file__).resolve()), *taught, *train_args, "--out-dir", str(out)]
     metrics = None
     with open(log, "w", encoding="utf-8") as file:
@@ -147,12 +150,11 @@ def worker(argv: list[str]) -> int:
     def on_epoch(record: dict) -> None:
         send({"epoch": record})
 
-    teacher = Path(argv[1]) if argv[:1] == ["--teacher"] else None
-    argv = argv[2:] if teacher else argv
-    if teacher:
-        from scripts.distill import train_student
+    if argv[:1] == ["--teacher"]:
+        from scripts.distill import split, train_student
 
-        code = train_student(teacher, argv, on_epoch)
+        teaching, argv = split(argv)
+        code = train_student(teaching, argv, on_epoch)
     else:
         code = train.main(argv, on_epoch=on_epoch)
     if code == 0:

@@ -14,7 +14,8 @@ reports/seeds.json for a NAME that is a preset, runs/seeds.json for any other, u
 `--compare OTHER` adds the mean validation gain over the entry OTHER (of this report, or of
 `--compare-report`), paired by seed: seeds share their data order and initial weights, so a paired
 difference sees a change that the seed-to-seed spread would hide. `--teacher CHECKPOINT` trains each seed as that
-model's student (scripts/distill.py), and the entry says what the teacher is and cost.
+model's student (scripts/distill.py, with its --temperature and --weight), and the entry says what the teacher is
+and cost.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from compact_mnist.files import write_report
 from compact_mnist.goals import TARGET_ACCURACY, preset_of
 from compact_mnist.recipe import Recipe
 from model import PRESETS, parse_spec
+from scripts.distill import add_teaching_arguments, teaching_of
 from scripts.launch import RunFailed, finished_run, train_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +43,12 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     """Train one seed (unless its finished run is already on disk) and return its figures."""
     out = args.runs / args.name / f"seed-{seed}"
     train_args = ["--seed", str(seed), *args.train_args]
-    if finished_run(train_args, out, args.teacher):
+    if finished_run(train_args, out, args.teaching):
         print(f"[{args.name}] seed {seed}: already trained, reading {out}/metrics.json")
     else:
         print(f"[{args.name}] seed {seed}: training, log in {out}.log", flush=True)
     try:
-        metrics = train_run(train_args, out, threads, teacher=args.teacher)
+        metrics = train_run(train_args, out, threads, teaching=args.teaching)
     except RunFailed as error:
         raise UserError(f"seed {seed} failed: {error}") from None
     meta, history = metrics["meta"], metrics["history"]
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", metavar="OTHER", help="report the validation gain over entry OTHER, by seed")
     parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once")
-    parser.add_argument("--teacher", type=Path, help="train each seed as the student of this checkpoint (distillation)")
+    add_teaching_arguments(parser, required=False)  # --teacher CHECKPOINT: each seed trains as its student
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
     parser.add_argument(
         "--report",
@@ -278,12 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
     args.name = entry_name(args.name, args.train_args)
-    if args.teacher:
-        if args.name in PRESETS:
-            raise UserError(f"--teacher trains students, not the {args.name} preset's recipe: give another --name")
-        if not args.teacher.is_file():
-            raise UserError(f"--teacher {args.teacher}: no such checkpoint")
-        args.teacher = args.teacher.resolve()  # the runs start in the project's folder
+    if args.teacher and args.name in PRESETS:
+        raise UserError(f"--teacher trains students, not the {args.name} preset's recipe: give another --name")
+    args.teaching = teaching_of(args) if args.teacher else None
     args.report = args.report or default_report(args.name)
     baseline = read_baseline(args.compare, args.compare_report or args.report) if args.compare else None
     threads = max(1, (os.cpu_count() or 1) // args.jobs)

@@ -216,17 +216,19 @@ class Fixed(torch.nn.Module):
 
 
 def test_the_students_loss_is_the_softened_kl_from_its_teacher_plus_the_labels_share():
-    from scripts.distill import TEMPERATURE, WEIGHT, Distillation
+    from scripts.distill import Distillation
 
     teacher = torch.log_softmax(torch.tensor([[4.0, 1.0, 0.0], [0.0, 2.0, 1.0]]), dim=1)
     student = torch.log_softmax(torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.0, 0.0]]), dim=1)
     labels = torch.tensor([0, 1])
-    loss = Distillation(Fixed(teacher), label_smoothing=0.0)(student, torch.zeros(2, 1, 28, 28), labels)
-    p = torch.softmax(teacher / TEMPERATURE, dim=1)  # the teacher's softened probabilities
-    q = torch.softmax(student / TEMPERATURE, dim=1)
-    kl = (p * (p / q).log()).sum(1).mean()  # KL(teacher || student), per image
-    hard = -student[torch.arange(2), labels].mean()
-    assert loss.item() == pytest.approx(WEIGHT * TEMPERATURE**2 * kl.item() + (1 - WEIGHT) * hard.item(), rel=1e-5)
+    for temperature, weight in ((4.0, 0.9), (1.0, 0.5)):
+        loss = Distillation(Fixed(teacher), 0.0, temperature, weight)(student, torch.zeros(2, 1, 28, 28), labels)
+        p = torch.softmax(teacher / temperature, dim=1)  # the teacher's softened probabilities
+        q = torch.softmax(student / temperature, dim=1)
+        kl = (p * (p / q).log()).sum(1).mean()  # KL(teacher || student), per image
+        hard = -student[torch.arange(2), labels].mean()
+        expected = weight * temperature**2 * kl.item() + (1 - weight) * hard.item()
+        assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_a_training_step_of_the_student_leaves_its_teacher_as_it_was():
@@ -242,7 +244,7 @@ def test_a_training_step_of_the_student_leaves_its_teacher_as_it_was():
     images, labels = torch.randn(16, 1, 28, 28), torch.arange(16) % 10
     student_before = [parameter.clone() for parameter in student.parameters()]
     student.train()
-    train_step(student, images, labels, optimizer, scheduler, Distillation(teacher, label_smoothing=0.0))
+    train_step(student, images, labels, optimizer, scheduler, Distillation(teacher, 0.0, temperature=4, weight=0.9))
     assert not teacher.training
     assert all(torch.equal(value, before[name]) for name, value in teacher.state_dict().items())
     assert all(parameter.grad is None for parameter in teacher.parameters())
@@ -251,21 +253,22 @@ def test_a_training_step_of_the_student_leaves_its_teacher_as_it_was():
 
 
 def test_a_students_run_is_read_back_only_as_a_student_of_the_same_teacher(tmp_path):
-    from compact_mnist.files import fingerprint
+    from scripts.distill import Teaching
     from scripts.launch import finished_run
     from train import parse_args, trained_recipe
 
-    flags = ["--epochs", "1", "--device", "cpu"]
+    flags, teaching = ["--epochs", "1", "--device", "cpu"], Teaching(MODEL_PATH)
     meta = trained_recipe(parse_args(flags).recipe)
     (tmp_path / "metrics.json").write_text(json.dumps({"meta": meta}))
-    assert finished_run(flags, tmp_path, teacher=MODEL_PATH) is None, "a plain run is no student"
-    meta["distillation"] = dict(teacher_fingerprint=fingerprint(MODEL_PATH))
+    assert finished_run(flags, tmp_path, teaching) is None, "a plain run is no student"
+    meta["distillation"] = dict(teacher="elsewhere/mnist_model.pth", **teaching.recorded())
     (tmp_path / "metrics.json").write_text(json.dumps({"meta": meta}))
-    assert finished_run(flags, tmp_path, teacher=MODEL_PATH)
+    assert finished_run(flags, tmp_path, teaching), "the same teacher, wherever it lay"
     assert finished_run(flags, tmp_path) is None, "a student is no plain run"
+    assert finished_run(flags, tmp_path, Teaching(MODEL_PATH, temperature=1.0)) is None, "another temperature"
     other = tmp_path / "other.pth"
     other.write_bytes(MODEL_PATH.read_bytes() + b"\0")
-    assert finished_run(flags, tmp_path, teacher=other) is None, "another teacher"
+    assert finished_run(flags, tmp_path, Teaching(other)) is None, "another teacher"
 
 
 @pytest.mark.slow
@@ -273,12 +276,14 @@ def test_a_seed_sweep_trains_students_and_says_what_their_teacher_cost(tmp_path,
     from scripts import seeds
 
     sweep = ["--seeds", "0", "1", "--name", "students", "--runs", str(tmp_path), "--teacher", str(MODEL_PATH)]
+    sweep += ["--temperature", "2", "--weight", "0.5"]
     sweep += ["--report", str(tmp_path / "seeds.json"), "--", "--model", "tiny", "--epochs", "1"]
     sweep += ["--clean-epochs", "0", "--train-limit", "1500", "--device", "cpu"]
     assert seeds.main(sweep) == 0
     entry = json.loads((tmp_path / "seeds.json").read_text())["students"]
     about = entry["distillation"]
     assert about["teacher_params"] == 10_002 and about["teacher_seconds"] > 0
+    assert (about["temperature"], about["weight"]) == (2.0, 0.5)
     assert all(run["distillation"] == about for run in entry["runs"])
     checkpoint = torch.load(tmp_path / "students" / "seed-0" / "mnist_model.pth", weights_only=True)
     assert checkpoint["meta"]["distillation"] == about, "the checkpoint says how it was trained"
@@ -304,27 +309,29 @@ def test_a_sweep_of_students_refuses_a_presets_entry_and_a_missing_teacher(flags
 
 
 def test_a_student_trains_into_a_folder_of_its_own_from_the_start(tmp_path):
-    from scripts.distill import train_student
+    from scripts.distill import Teaching, train_student
 
     with pytest.raises(UserError, match="an --out-dir of its own"):
-        train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu"])
+        train_student(Teaching(MODEL_PATH), ["--model", "micro", "--device", "cpu"])
     with pytest.raises(UserError, match="holds the teacher"):
-        train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu", "--out-dir", str(MODEL_PATH.parent)])
+        flags = ["--model", "micro", "--device", "cpu", "--out-dir", str(MODEL_PATH.parent)]
+        train_student(Teaching(MODEL_PATH), flags)
     (tmp_path / "resume.pth").write_bytes(b"")
     with pytest.raises(UserError, match="a student is not resumed"):
-        train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)])
+        train_student(Teaching(MODEL_PATH), ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)])
 
 
 def test_a_student_stopped_by_ctrl_c_leaves_no_resume_file_that_would_continue_it_without_its_teacher(
     tmp_path, monkeypatch
 ):
     import train
-    from scripts.distill import train_student
+    from scripts.distill import Teaching, train_student
 
     def stopped(argv, on_epoch=None, loss_fn=None, trained_with=None):
         (tmp_path / "resume.pth").write_bytes(b"epoch 3")
         return 130
 
     monkeypatch.setattr(train, "main", stopped)
-    assert train_student(MODEL_PATH, ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)]) == 130
+    flags = ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)]
+    assert train_student(Teaching(MODEL_PATH), flags) == 130
     assert not (tmp_path / "resume.pth").exists()
