@@ -219,17 +219,38 @@ def goal_met(goal: Goal, params: int, test: dict[str, float]) -> bool:
     return params <= goal.budget and test["min"] >= goal.least_min and test["mean"] >= goal.least_mean
 
 
+# Each preset's views screen: its models read on validation plain and with views, then (once adopted) on test.
+VIEWS_SCREENS = {"default": "views-seeds", "small": "views-screen-small", "tiny": "views-screen-tiny"}
+VIEWS_SCREENS["micro"] = "views-screen-micro"
+
+
 def views() -> str:
-    """What test-time views buy and cost, from the views screen's report over the default's seeds."""
-    report = json.loads((ROOT / "reports" / "views-seeds.json").read_text(encoding="utf-8"))
-    plain, with_views, gain, cost = (report["test"]["plain"], report["test"]["views"], report["val_gain"],
-                                     report["seconds_per_image"])  # fmt: skip
-    return (
-        f"Over {len(report['models'])} default models (`reports/views-seeds.md`), the views read validation "
-        f"{gain['mean']:+.3f}% better, paired by model (standard error {gain['standard_error']:.3f}%), and "
-        f"test {with_views['mean']:.3f}% against {plain['mean']:.3f}% plain (worst seed {with_views['min']:.2f}% "
-        f"against {plain['min']:.2f}%), at {cost['views'] * 1e6:.0f} against {cost['plain'] * 1e6:.0f} microseconds "
-        f"per image on one thread ({cost['views'] / cost['plain']:.1f}x)."
+    """What test-time views buy and cost for each preset, from its views screen's report."""
+    lines = [
+        "| preset | reads | screen | models | validation gain (standard error) | test with views (worst seed) | "
+        "without views (worst) | microseconds per image, with views and without (one thread) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, stem in VIEWS_SCREENS.items():
+        path = ROOT / "reports" / f"{stem}.json"
+        reads = "with views" if for_model(name).views else "plain"
+        if not path.is_file():
+            lines.append(f"| {name} | {reads} | not screened | | | | | |")
+            continue
+        report = json.loads(path.read_text(encoding="utf-8"))
+        gain, test, cost = report["val_gain"], report.get("test"), report["seconds_per_image"]
+        tested = (
+            [f"{test[key]['mean']:.3f}% ({test[key]['min']:.2f}%)" for key in ("views", "plain")] if test else ["", ""]
+        )
+        lines.append(
+            f"| {name} | {reads} | `reports/{stem}.md` | {len(report['models'])} "
+            f"| {gain['mean']:+.3f}% ({gain['standard_error']:.3f}%) | "
+            f"{tested[0]} | {tested[1]} | {cost['views'] * 1e6:,.0f} and {cost['plain'] * 1e6:,.0f} "
+            f"({cost['views'] / cost['plain']:.1f}x) |"
+        )
+    return "\n".join(lines) + (
+        "\n\nA preset reads with views when their gain on validation, paired by model, exceeds two standard errors; "
+        "test figures are read only after that. The timings ran on different days and loads: compare within a row."
     )
 
 
