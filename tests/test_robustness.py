@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import evaluate
 import train
 from compact_mnist.cli import UserError
-from compact_mnist.data import read_split
+from compact_mnist.data import batches_per_epoch, read_split
 from compact_mnist.files import load_checkpoint, write_atomic
 from conftest import cli, fewer_images, of_its_layer
 
@@ -328,6 +328,38 @@ def test_diverging_loss_stops_naming_epoch_and_step_and_keeps_the_last_checkpoin
     assert code == 2
     assert_one_line(stderr, "loss became nan at epoch 1, step", "--lr")
     assert previous.read_bytes() == b"last good model"
+
+
+@pytest.mark.slow
+def test_a_loss_diverging_after_the_first_epoch_removes_the_resume_file_that_could_only_diverge_again(
+    tmp_path, data_dir, capsys
+):
+    steps_per_epoch, calls = batches_per_epoch(4000, 128), []  # QUICK's batch size
+
+    def diverges_in_epoch_2(output, images, labels):
+        calls.append(1)
+        loss = torch.nn.functional.cross_entropy(output, labels)
+        return loss * float("nan") if len(calls) > steps_per_epoch else loss
+
+    (tmp_path / "mnist_model.pth").write_bytes(b"last good model")
+    argv = [
+        "--epochs",
+        "3",
+        "--train-limit",
+        "4000",
+        *QUICK[2:],
+        "--data-dir",
+        str(data_dir),
+        "--out-dir",
+        str(tmp_path),
+    ]
+    with fewer_images():
+        code, stderr = cli(lambda args: train.main(args, loss_fn=diverges_in_epoch_2), argv, capsys)
+    torch.use_deterministic_algorithms(False)
+    assert code == 2
+    assert_one_line(stderr, "loss became nan at epoch 2, step 1", "--lr")
+    assert not (tmp_path / "resume.pth").exists(), "epoch 1's resume file would only continue into the same loss"
+    assert (tmp_path / "mnist_model.pth").read_bytes() == b"last good model"
 
 
 # Interrupting and resuming
