@@ -153,8 +153,8 @@ def worker(argv: list[str]) -> int:
     if argv[:1] == ["--teacher"]:
         from scripts.distill import split, train_student
 
-        teaching, argv = split(argv)
-        code = train_student(teaching, argv, on_epoch)
+        args, argv = split(argv)
+        code = train_student(args.teaching, argv, on_epoch)
     else:
         code = train.main(argv, on_epoch=on_epoch)
     if code == 0:

@@ -335,3 +335,12 @@ def test_a_student_stopped_by_ctrl_c_leaves_no_resume_file_that_would_continue_i
     flags = ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)]
     assert train_student(Teaching(MODEL_PATH), flags) == 130
     assert not (tmp_path / "resume.pth").exists()
+
+
+def test_softening_flattens_the_teachers_targets_toward_one_in_ten(data_dir):
+    from scripts.distill import Teaching, softness
+
+    tops = softness(Teaching(MODEL_PATH, temperature=8.0), data_dir, images=200)
+    assert list(tops) == [1.0, 2.0, 4.0, 8.0]
+    values = list(tops.values())
+    assert 0.5 < values[0] <= 1 and all(a > b > 0.1 for a, b in zip(values, values[1:], strict=False))
