@@ -8,7 +8,8 @@
 
 Everything after `--` goes to train.py unchanged. Each seed trains into runs/NAME/seed-S/; a seed
 whose run already finished with the same recipe (for students, the same teacher, temperature and weight) is read
-back instead of retrained, so an interrupted sweep resumes. `--jobs N` trains N seeds at once, splitting the CPU threads between them.
+back instead of retrained, so an interrupted sweep resumes. `--jobs N` trains N seeds at once, splitting the CPU
+threads between them.
 The report (JSON plus a markdown table beside it) keeps one entry per NAME: the committed
 reports/seeds.json for a NAME that is a preset, runs/seeds.json for any other, unless --report says.
 `--compare OTHER` adds the mean validation gain over the entry OTHER (of this report, or of
