@@ -227,7 +227,7 @@ VIEWS_SCREENS["micro"] = "views-screen-micro"
 def views() -> str:
     """What test-time views buy and cost for each preset, from its views screen's report."""
     lines = [
-        "| preset | reads | screen | models | validation gain (standard error) | test with views (worst seed) | "
+        "| preset | reads | report | models | validation gain (standard error) | test with views (worst seed) | "
         "without views (worst) | microseconds per image, with views and without (one thread) |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -249,8 +249,10 @@ def views() -> str:
             f"({cost['views'] / cost['plain']:.1f}x) |"
         )
     return "\n".join(lines) + (
-        "\n\nA preset reads with views when their gain on validation, paired by model, exceeds two standard errors; "
-        "test figures are read only after that. The timings ran on different days and loads: compare within a row."
+        "\n\nA preset reads with views when the views' gain on validation, paired by model, exceeds two standard "
+        "errors; test figures decide nothing and were gathered after that. The default's row is its 20 seeds (it "
+        "adopted the views on 10, `reports/views-screen.md`). The timings ran at different times and loads (micro's "
+        "beside other runs): compare within a row."
     )
 
 
