@@ -26,16 +26,16 @@ NET = inspect.signature(Net).parameters  # the network's own defaults are the re
 PRESET_RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     "small": dict(elastic=0.0),
-    "tiny": dict(elastic=0.0, label_smoothing=0.0, clean_epochs=5, views=False),
+    "tiny": dict(elastic=0.0, label_smoothing=0.0, clean_epochs=5),
     "micro": dict(elastic=0.0, label_smoothing=0.0, dropout=0.0, weight_decay=1e-4, clean_epochs=5),
 }
 
 
-def option(default: Any, help: str, before: Any = None, resume: bool = False, **check: Any) -> Any:
+def option(default: Any, help: str, before: Any = None, resume: bool = False, both: bool = False, **check: Any) -> Any:
     """A recipe field: its default and its flag's help; how its flag checks a value (`kind` and `number`'s bounds,
     or `choices`); `before`, the value that a record saved without this field was trained with, where that is not
-    the default; `resume`, whether the flag may change a run continued with --resume."""
-    return field(default=default, metadata=dict(help=help, before=before, resume=resume, **check))
+    the default; `resume`, whether --resume may change it; `both`, a switch taking --NAME as well as --no-NAME."""
+    return field(default=default, metadata=dict(help=help, before=before, resume=resume, both=both, **check))
 
 
 @dataclass(frozen=True)
@@ -100,9 +100,10 @@ class Recipe:
     views: bool = option(
         True,
         "the saved model reads each image as the mean of its probabilities over the image and its four one-pixel "
-        "shifts (test-time views); training is unchanged",
+        "shifts (test-time views; on unless --no-views); training is unchanged",
         before=False,
         resume=True,
+        both=True,
     )
     val_size: int = option(
         VAL_SIZE,
@@ -217,11 +218,11 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     on it), else --NAME VALUE checked as the field says. Defaults are left out of the namespace, so that
     `given_values` knows what was given."""
     for item in FIELDS:
-        check = {key: value for key, value in item.metadata.items() if key not in ("help", "before", "resume")}
+        check = {key: value for key, value in item.metadata.items() if key not in ("help", "before", "resume", "both")}
         words = item.metadata["help"].format(presets=", ".join(f"{name} = {spec}" for name, spec in PRESETS.items()))
         options = dict(dest=item.name, default=argparse.SUPPRESS, help=(words + default_help(item)).replace("%", "%%"))
         name = item.name.replace("_", "-")
-        if isinstance(item.default, bool) and default_help(item):  # presets differ: both --NAME and --no-NAME
+        if isinstance(item.default, bool) and (default_help(item) or item.metadata["both"]):  # --NAME and --no-NAME
             parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, **options)
         elif isinstance(item.default, bool):
             action = "store_false" if item.default else "store_true"

@@ -53,9 +53,13 @@ def test_a_recipe_survives_the_checkpoint_and_metrics_json():
     assert not Recipe.recorded(older).views, "a model saved before test-time views existed reads without them"
 
 
-def test_views_are_a_presets_own_and_a_flag_turns_them_on_or_off_for_any_preset():
-    assert parse_args([]).recipe.views and not parse_args(["--model", "tiny"]).recipe.views
-    assert parse_args(["--model", "tiny", "--views"]).recipe.views and not parse_args(["--no-views"]).recipe.views
+def test_every_preset_reads_with_views_and_a_flag_turns_them_off_or_on():
+    from model import PRESETS
+
+    assert all(parse_args(["--model", name]).recipe.views for name in PRESETS)
+    assert not parse_args(["--model", "tiny", "--no-views"]).recipe.views
+    assert not parse_args(["--no-views"]).recipe.views
+    assert parse_args(["--model", "micro", "--views"]).recipe.views, "commands recorded with --views still run"
 
 
 def test_clean_epochs_train_the_last_epochs_on_unaugmented_images(monkeypatch):
