@@ -8,7 +8,7 @@
 The committed weights read with test-time views, as they were saved (the mean over the image and its four
 one-pixel shifts; `model.views = False` reads the image alone). Only the default preset has committed weights
 (models/mnist_model.pth); the others load untrained with pretrained=False, to be trained with
-`python train.py --model NAME`, and read as their recipes save them (small and micro with views, tiny plain).
+`python train.py --model NAME`, and read with test-time views in eval mode, as their recipes save them.
 """
 
 from pathlib import Path as _Path

@@ -251,8 +251,8 @@ def views() -> str:
     return "\n".join(lines) + (
         "\n\nA preset reads with views when the views' gain on validation, paired by model, exceeds two standard "
         "errors; test figures decide nothing and were gathered after that. The default's row is its 20 seeds (it "
-        "adopted the views on 10, `reports/views-screen.md`). The timings ran at different times and loads (micro's "
-        "beside other runs): compare within a row."
+        "adopted the views on 10, `reports/views-screen.md`). The timings ran at different times and loads: "
+        "compare within a row."
     )
 
 
