@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from compact_mnist.checkpoint import add_model_arguments, load_model
+from compact_mnist.checkpoint import add_model_arguments, load_model, network_alone
 from compact_mnist.cli import ArgumentParser, run_cli
 from compact_mnist.data import add_data_dir_argument, load_test_split, normalize, resolve_data_dir
 from compact_mnist.files import fingerprint, stamp, write_atomic
@@ -47,13 +47,13 @@ def class_report(matrix: torch.Tensor) -> list[dict[str, Any]]:
     return rows
 
 
-def plain_accuracy(model: Net, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Accuracy in percent of `model`'s network alone, without the test-time views that it reads with."""
-    model.views = False
-    try:
-        return (predict(model, images).argmax(1) == labels).sum().item() * 100 / len(labels)
-    finally:
-        model.views = True
+def plain_accuracy(model: Net, images: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Accuracy in percent of `model`'s network alone, without the test-time views that it reads with; None for a
+    model that reads plain."""
+    alone = network_alone(model)
+    if alone is None:
+        return None
+    return (predict(alone, images).argmax(1) == labels).sum().item() * 100 / len(labels)
 
 
 def matrix_text(matrix: torch.Tensor) -> str:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     correct = matrix.trace().item()
     accuracy = correct * 100 / len(labels)
     classes = class_report(matrix)
-    plain = plain_accuracy(model, images, labels) if model.views else None  # the network alone, beside
+    plain = plain_accuracy(model, images, labels)  # the network alone, beside
 
     print(f"{args.checkpoint}: {meta['model']} model, {meta['params']:,} parameters")
     views = f", read with test-time views (the network alone: {plain:.2f}%)" if plain is not None else ""

@@ -31,7 +31,7 @@ from compact_mnist.checkpoint import load_model
 from compact_mnist.cli import ArgumentParser, UserError, number, run_cli
 from compact_mnist.data import add_data_dir_argument, load_mnist, resolve_data_dir
 from compact_mnist.files import fingerprint, name
-from model import Net
+from model import Net, count_parameters, predict
 
 # The first screen's setting, chosen before any run from the common setting of distillation benchmarks (Tian, Krishnan
 # and Isola, 2020, "Contrastive representation distillation": T = 4, 0.9 on the teacher's term). With the committed
@@ -85,7 +85,7 @@ def teacher(teaching: Teaching) -> tuple[Net, dict[str, Any]]:
     about = dict(
         teacher=name(teaching.teacher),
         teacher_spec=meta.get("spec"),
-        teacher_params=sum(parameter.numel() for parameter in model.parameters()),
+        teacher_params=count_parameters(model),  # as loaded, before `Distillation` freezes it
         teacher_epochs=meta.get("epochs"),
         teacher_seconds=meta.get("train_seconds"),
         teacher_threads=meta.get("threads"),
@@ -132,6 +132,7 @@ def add_teaching_arguments(parser: argparse.ArgumentParser, required: bool) -> N
 
 
 def teaching_of(args: argparse.Namespace) -> Teaching:
+    """The teaching that --teacher, --temperature and --weight give, refusing a teacher that is not there."""
     if not args.teacher.is_file():
         raise UserError(f"--teacher {args.teacher}: no such checkpoint")
     return Teaching(args.teacher.resolve(), args.temperature, args.weight)  # runs may start in another folder
@@ -142,8 +143,7 @@ def softness(teaching: Teaching, data_dir: Path | None, images: int = 1_000) -> 
     4 and the teaching's own: how far softening flattens its targets."""
     network, _ = teacher(teaching)
     data = load_mnist(resolve_data_dir(data_dir), torch.device("cpu"), train_limit=images)
-    with torch.no_grad():
-        log_probs = network.eval()(data.train_images)
+    log_probs = predict(network, data.train_images)
     temperatures = sorted({1.0, 2.0, 4.0, teaching.temperature})
     return {t: F.softmax(log_probs / t, dim=1).max(dim=1).values.mean().item() for t in temperatures}
 

@@ -120,6 +120,10 @@ def reading_rate(
     files were refused with an error, and how many got the note suggesting --number; with `alone`, the network of a
     model that reads with test-time views, the percentage that it reads correctly without them too."""
     wrong, refused, noted, wrong_alone = [], 0, 0, 0
+
+    def digits(network: torch.nn.Module, inputs: torch.Tensor) -> str:
+        return "".join(map(str, predict(network, inputs).argmax(1).tolist()))
+
     for label, path, _ in files:
         try:
             inputs, note = read_file(module, path, number)
@@ -128,9 +132,9 @@ def reading_rate(
             refused += 1
             continue
         noted += note
-        if "".join(map(str, predict(model, inputs).argmax(1).tolist())) != label:
+        if digits(model, inputs) != label:
             wrong.append(label)
-        if alone is not None and "".join(map(str, predict(alone, inputs).argmax(1).tolist())) != label:
+        if alone is not None and digits(alone, inputs) != label:
             wrong_alone += 1
     rate = 100 * (len(files) - len(wrong)) / len(files)
     by_length = {n: sum(len(w) == n for w in wrong) for n in sorted({len(w) for w in wrong})}
