@@ -50,6 +50,7 @@ from model import Net, count_parameters, parse_spec, predict
 
 BATCHNORM_IMAGES = 10_000  # training images that set an averaged model's BatchNorm statistics
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (log-probabilities, images, labels)
+Network = Callable[[Recipe], Net]  # a recipe's network, freshly initialized: `network`, or a method's own
 
 
 def parse_args(argv: list[str] | None = None, *, exit_on_error: bool = True) -> argparse.Namespace:
@@ -138,10 +139,10 @@ def network(recipe: Recipe) -> Net:
     return Net(recipe.model, recipe.dropout, recipe.batchnorm, recipe.head)
 
 
-def build_model(recipe: Recipe, device: torch.device) -> Net:
+def build_model(recipe: Recipe, device: torch.device, network_fn: Network = network) -> Net:
     """The network to train, on its device. On a CPU it is stored channels-last (NHWC), where PyTorch runs its
     depthwise and 1x1 convolutions faster (benchmarks/results.md measures by how much)."""
-    model = network(recipe).to(device)
+    model = network_fn(recipe).to(device)
     return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
 
 
@@ -353,17 +354,19 @@ def fit(
     resume: Path | None = None,
     state_file: Path | None = None,
     loss_fn: Loss | None = None,
+    network_fn: Network = network,
 ) -> tuple[Net, list[dict[str, Any]]]:
     """Train `recipe` on `data` (on `device`), evaluating after every epoch; return the model to save (the raw
     weights, or their average with --ema) and one record per epoch. Each record goes to `on_epoch`, and the whole
     state to `state_file`, which `resume` continues from (`recipe` must then be `resumed`'s). `loss_fn` replaces
-    `cross_entropy`. A deterministic recipe switches PyTorch to deterministic algorithms for the whole process."""
+    `cross_entropy`, and `network_fn` builds the network. A deterministic recipe switches PyTorch to deterministic
+    algorithms for the whole process."""
     if recipe.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(recipe.seed)
     generator = torch.Generator(device).manual_seed(recipe.seed)
-    model = build_model(recipe, device)
+    model = build_model(recipe, device, network_fn)
     steps = batches_per_epoch(len(data.train_labels), recipe.batch_size)
     optimizer, scheduler = make_optimizer(model, recipe, steps_per_epoch=steps)
     averaged = weight_average(model, recipe.ema) if recipe.ema else None
@@ -504,16 +507,18 @@ def main(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     loss_fn: Loss | None = None,
     trained_with: dict[str, Any] | None = None,
+    network_fn: Network = network,
 ) -> int:
     """`python train.py`; `on_epoch`, if given, also receives each epoch's record; `loss_fn` replaces training's
-    loss, and `trained_with` says how in the run's record (scripts/distill.py)."""
+    loss and `network_fn` its network, and `trained_with` says how in the run's record (scripts/distill.py,
+    scripts/shared_weights.py)."""
     args = parse_args(argv)
     recipe, out, started = args.recipe, args.out_dir, time.perf_counter()
     state_file = resume_file(out, args.resume)
     data = load_mnist(resolve_data_dir(args.data_dir), args.device, recipe.train_limit, val_size=recipe.val_size)
     from torchsummary import summary  # here, so that --help and usage errors answer at the speed of `import torch`
 
-    shown = network(recipe)  # summary runs a forward pass in train mode: show a throwaway copy
+    shown = network_fn(recipe)  # summary runs a forward pass in train mode: show a throwaway copy
     summary(shown, (1, 28, 28), device="cpu")
     print(f"model {recipe.model}: {count_parameters(shown):,} trainable parameters, training on {args.device}")
 
@@ -528,7 +533,7 @@ def main(
             on_epoch(record)
 
     try:
-        model, history = fit(recipe, data, args.device, report, args.resume, state_file, loss_fn)
+        model, history = fit(recipe, data, args.device, report, args.resume, state_file, loss_fn, network_fn)
     except Interrupted as interrupted:
         if interrupted.saved is None:
             print("\ninterrupted in the first epoch; nothing to resume")

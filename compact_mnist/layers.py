@@ -60,9 +60,9 @@ LAYERS = {
     ),
     "search": Layer(
         "the studies: seeds, the search on one machine or many, the ablation, the frontier, test-time views, "
-        "distillation",
+        "distillation, shared weights",
         ("scripts.search", "scripts.seeds", "scripts.launch", "scripts.ablation", "scripts.frontier", "scripts.views")
-        + ("scripts.distill",),
+        + ("scripts.distill", "scripts.shared_weights"),
         ("optuna", "sqlalchemy", "psycopg"),
         tests=("test_search.py", "test_postgres.py", "test_studies.py"),
     ),

@@ -22,7 +22,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,7 @@ from compact_mnist.cli import ArgumentParser, UserError, number, run_cli
 from compact_mnist.data import add_data_dir_argument, load_mnist, resolve_data_dir
 from compact_mnist.files import fingerprint, name
 from model import Net, count_parameters, predict
+from scripts.launch import method_run
 
 # The first screen's setting, chosen before any run from the common setting of distillation benchmarks (Tian, Krishnan
 # and Isola, 2020, "Contrastive representation distillation": T = 4, 0.9 on the teacher's term). With the committed
@@ -48,6 +49,7 @@ class Teaching:
     teacher: Path
     temperature: float = TEMPERATURE
     weight: float = WEIGHT
+    record: ClassVar[str] = "distillation"  # the field of a student's record that holds the teaching
 
     def flags(self) -> list[str]:
         """As this script's flags, before the `--` that starts train.py's."""
@@ -97,25 +99,18 @@ def train_student(teaching: Teaching, train_args: list[str], on_epoch: Any = Non
     """train.py's `main` with these flags, its loss the distillation that `teaching` says."""
     import train
 
-    args = train.parse_args(train_args)
-    if "--out-dir" not in train_args or args.resume:
-        raise UserError("a student trains into an --out-dir of its own (after --), from the start: drop --resume")
-    if (args.out_dir / "resume.pth").exists():
-        raise UserError(
-            f"{args.out_dir / 'resume.pth'} holds an unfinished run; a student is not resumed (its resume file does "
-            "not hold its teacher): delete it to train the student again, or choose another --out-dir"
-        )
-    if teaching.teacher.resolve().parent == args.out_dir.resolve():
-        raise UserError(f"--out-dir {args.out_dir} holds the teacher, which the student would replace; choose another")
-    network, about = teacher(teaching)
-    layout = torch.channels_last if args.device.type == "cpu" else torch.contiguous_format  # as train.py's student
-    network = network.to(args.device, memory_format=layout)
-    loss = Distillation(network, args.recipe.label_smoothing, teaching.temperature, teaching.weight)
-    code = train.main(train_args, on_epoch=on_epoch, loss_fn=loss, trained_with=dict(distillation=about))
-    if code == 130 and (args.out_dir / "resume.pth").exists():  # Ctrl-C: `train.py --resume` would drop the teacher
-        (args.out_dir / "resume.pth").unlink()
-        print(f"removed {args.out_dir / 'resume.pth'}: a student is not resumed; train it again with the same command")
-    return code
+    def start(args: argparse.Namespace) -> int:
+        if teaching.teacher.resolve().parent == args.out_dir.resolve():
+            raise UserError(
+                f"--out-dir {args.out_dir} holds the teacher, which the student would replace; choose another"
+            )
+        network, about = teacher(teaching)
+        layout = torch.channels_last if args.device.type == "cpu" else torch.contiguous_format  # as train.py's student
+        network = network.to(args.device, memory_format=layout)
+        loss = Distillation(network, args.recipe.label_smoothing, teaching.temperature, teaching.weight)
+        return train.main(train_args, on_epoch=on_epoch, loss_fn=loss, trained_with={Teaching.record: about})
+
+    return method_run(train_args, "a student", start)
 
 
 def add_teaching_arguments(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -160,13 +155,13 @@ def split(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, args.train_args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, on_epoch: Any = None) -> int:
     args, train_args = split(sys.argv[1:] if argv is None else argv)
     if args.softness:
         for t, top in softness(args.teaching, args.data_dir).items():
             print(f"T = {t:g}: the teacher's mean top probability {top:.3f} over 1,000 training images")
         return 0
-    return train_student(args.teaching, train_args)
+    return train_student(args.teaching, train_args, on_epoch)
 
 
 if __name__ == "__main__":

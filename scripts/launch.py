@@ -1,32 +1,47 @@
 """How a training run is launched and read back, shared by scripts/seeds.py and scripts/search.py.
 
 A run is train.py's `main` in a worker process of its own (`python scripts/launch.py TRAIN_FLAGS --out-dir OUT`),
-so that runs go in parallel on their own threads and Ctrl-C or a pruned trial stops one cleanly; with
-scripts/distill.py's flags and `--` first, the run is a student. It writes what
+so that runs go in parallel on their own threads and Ctrl-C or a pruned trial stops one cleanly; with a method's
+flags and `--` first (scripts/distill.py's: a student; scripts/shared_weights.py's), the run trains by that method, from
+outside the kit. It writes what
 `python train.py` writes into OUT, its output for people into OUT.log, and its messages for the parent as JSON
 lines on its stdout: {"epoch": record} after every epoch, {"metrics": metrics.json's content} once saved.
-A run whose OUT/metrics.json records the recipe that the same flags resolve to today (and the same teaching) is read
+A run whose OUT/metrics.json records the recipe that the same flags resolve to today (and the same method) is read
 back instead of retrained, so an interrupted sweep or search resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from compact_mnist.cli import UsageError, run_cli
+from compact_mnist.cli import UsageError, UserError, run_cli
 from compact_mnist.goals import recorded_recipe
 from compact_mnist.recipe import Recipe
 
-if TYPE_CHECKING:
-    from scripts.distill import Teaching
-
 ROOT = Path(__file__).resolve().parent.parent
+# The methods that train from outside the kit: the flag that starts a method's command line, its script, and the
+# field of the run's record that says how the run trained.
+METHODS = {"--teacher": ("scripts.distill", "distillation"), "--repeats": ("scripts.shared_weights", "shared_weights")}
+
+
+class Method(Protocol):
+    """A way of training from outside the kit, as its script's flags and as its run's record holds it
+    (scripts/distill.py's `Teaching`, scripts/shared_weights.py's `Sharing`)."""
+
+    record: str
+
+    def flags(self) -> list[str]: ...
+
+    def recorded(self) -> dict[str, Any]: ...
+
 
 # train.py's exit code after Ctrl-C; killed by SIGINT; Windows' STATUS_CONTROL_C_EXIT.
 INTERRUPTED = {130, -2, 0xC000013A}
@@ -56,9 +71,10 @@ def wanted_recipe(train_args: list[str]) -> Recipe | None:
         return None
 
 
-def finished_run(train_args: list[str], out: Path, teaching: Teaching | None = None) -> dict | None:
+def finished_run(train_args: list[str], out: Path, method: Method | None = None) -> dict | None:
     """The metrics of a run that already finished in `out` with the recipe these train.py flags resolve to now, and
-    taught as `teaching` says where given (the same teacher, by fingerprint, temperature and weight), else None.
+    trained by `method` where given, as it says (a student: the same teacher, by fingerprint, temperature and
+    weight), else None.
     The flags alone are not enough: after a preset or a default changes, the same flags train something else. Where
     it was trained does not matter: a finished run's folder can be moved."""
     path = out / "metrics.json"
@@ -71,9 +87,11 @@ def finished_run(train_args: list[str], out: Path, teaching: Teaching | None = N
         return None
     if any("changed_on_resume" in record for record in metrics.get("history", [])):
         return None  # resumed with another recipe part of the way: not a run of either
-    taught, wanted = metrics["meta"].get("distillation") or {}, teaching.recorded() if teaching else {}
-    if bool(taught) != bool(wanted) or any(taught.get(key) != value for key, value in wanted.items()):
-        return None  # a student for a plain run or the other way round, or taught otherwise
+    meta = metrics["meta"]
+    if [record for _, record in METHODS.values() if meta.get(record)] != ([method.record] if method else []):
+        return None  # a method's run for a plain one, or the other way round
+    if method and any(meta[method.record].get(key) != value for key, value in method.recorded().items()):
+        return None  # the same method, otherwise applied
     return metrics if recorded == wanted_recipe(train_args) else None
 
 
@@ -82,22 +100,22 @@ def train_run(
     out: Path,
     threads: int,
     on_epoch: Callable[[int, float | None], bool] | None = None,
-    teaching: Teaching | None = None,
+    method: Method | None = None,
 ) -> dict:
-    """Train once (unless this exact run already finished in `out`) and return its metrics.json; with `teaching`,
-    as a student (scripts/distill.py).
+    """Train once (unless this exact run already finished in `out`) and return its metrics.json; with `method`,
+    by that method.
 
     `on_epoch(epoch, val_accuracy)` is called after every epoch; when it returns True the run is
     stopped and `RunStopped` raised.
     """
-    finished = finished_run(train_args, out, teaching)
+    finished = finished_run(train_args, out, method)
     if finished:
         return finished
     log = out.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1")
-    taught = [*teaching.flags(), "--"] if teaching else []
-    command = [sys.executable, str(Path(__file__).resolve()), *taught, *train_args, "--out-dir", str(out)]
+    before = [*method.flags(), "--"] if method else []
+    command = [sys.executable, str(Path(__file__).resolve()), *before, *train_args, "--out-dir", str(out)]
     metrics = None
     with open(log, "w", encoding="utf-8") as file:
         process = subprocess.Popen(
@@ -127,6 +145,27 @@ def train_run(
     return metrics
 
 
+def method_run(train_args: list[str], what: str, start: Callable[[argparse.Namespace], int]) -> int:
+    """A run of a method from outside the kit (`what`, such as "a student"), trained by `start(train.py's args)`:
+    into an --out-dir of its own, from the start. It is never resumed, as its resume file does not hold the method
+    (`train.py --resume` would continue without it): a run stopped by Ctrl-C loses its resume file."""
+    import train
+
+    args = train.parse_args(train_args)
+    if "--out-dir" not in train_args or args.resume:
+        raise UserError(f"{what} trains into an --out-dir of its own (after --), from the start: drop --resume")
+    if (args.out_dir / "resume.pth").exists():
+        raise UserError(
+            f"{args.out_dir / 'resume.pth'} holds an unfinished run; {what} is not resumed (its resume file does not "
+            "hold its method): delete it to train it again, or choose another --out-dir"
+        )
+    code = start(args)
+    if code == 130 and (args.out_dir / "resume.pth").exists():  # Ctrl-C: `train.py --resume` would drop the method
+        (args.out_dir / "resume.pth").unlink()
+        print(f"removed {args.out_dir / 'resume.pth'}: {what} is not resumed; train it again with the same command")
+    return code
+
+
 def printed(accuracy: float | None) -> float | None:
     """An accuracy as train.py prints it, to 2 decimals: the pruner compares a study's curves, and those of trials
     recorded before the worker sent full precision were read from the printed line."""
@@ -150,11 +189,9 @@ def worker(argv: list[str]) -> int:
     def on_epoch(record: dict) -> None:
         send({"epoch": record})
 
-    if argv[:1] == ["--teacher"]:
-        from scripts.distill import split, train_student
-
-        args, argv = split(argv)
-        code = train_student(args.teaching, argv, on_epoch)
+    if argv[:1] and argv[0] in METHODS:
+        code = importlib.import_module(METHODS[argv[0]][0]).main(argv, on_epoch)
+        argv = argv[argv.index("--") + 1 :]
     else:
         code = train.main(argv, on_epoch=on_epoch)
     if code == 0:

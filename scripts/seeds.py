@@ -5,18 +5,20 @@
     python scripts/seeds.py --seeds 0 1 2 --name lr0.1 --report reports/sweep.json -- --lr 0.1
     python scripts/seeds.py --seeds 0 1 2 --name lr0.1 --compare default --report reports/sweep.json -- --lr 0.1
     python scripts/seeds.py --seeds 0 1 2 --name micro-distilled --teacher models/mnist_model.pth -- --model micro
+    python scripts/seeds.py --seeds 0 1 2 --name shared --repeats 3 -- --model 4,8s,M,15s,M,15s,15s,15s
 
 Everything after `--` goes to train.py unchanged. Each seed trains into runs/NAME/seed-S/; a seed
-whose run already finished with the same recipe (for students, the same teacher, temperature and weight) is read
-back instead of retrained, so an interrupted sweep resumes. `--jobs N` trains N seeds at once, splitting the CPU
-threads between them.
+whose run already finished with the same recipe (and method: for students, the same teacher, temperature and
+weight) is read back instead of retrained, so an interrupted sweep resumes. `--jobs N` trains N seeds at once,
+splitting the CPU threads between them.
 The report (JSON plus a markdown table beside it) keeps one entry per NAME: the committed
 reports/seeds.json for a NAME that is a preset, runs/seeds.json for any other, unless --report says.
 `--compare OTHER` adds the mean validation gain over the entry OTHER (of this report, or of
 `--compare-report`), paired by seed: seeds share their data order and initial weights, so a paired
 difference sees a change that the seed-to-seed spread would hide. `--teacher CHECKPOINT` trains each seed as that
 model's student (scripts/distill.py, with its --temperature and --weight), and the entry says what the teacher is
-and cost.
+and cost; `--repeats N` trains each seed's network with its last N blocks as one block applied N times
+(scripts/shared_weights.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from compact_mnist.goals import TARGET_ACCURACY, preset_of
 from compact_mnist.recipe import Recipe
 from model import PRESETS, parse_spec
 from scripts.distill import add_teaching_arguments, teaching_of
-from scripts.launch import RunFailed, finished_run, train_run
+from scripts.launch import METHODS, RunFailed, finished_run, train_run
+from scripts.shared_weights import Sharing, add_sharing_argument
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,12 +47,12 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     """Train one seed (unless its finished run is already on disk) and return its figures."""
     out = args.runs / args.name / f"seed-{seed}"
     train_args = ["--seed", str(seed), *args.train_args]
-    if finished_run(train_args, out, args.teaching):
+    if finished_run(train_args, out, args.method):
         print(f"[{args.name}] seed {seed}: already trained, reading {out}/metrics.json")
     else:
         print(f"[{args.name}] seed {seed}: training, log in {out}.log", flush=True)
     try:
-        metrics = train_run(train_args, out, threads, teaching=args.teaching)
+        metrics = train_run(train_args, out, threads, method=args.method)
     except RunFailed as error:
         raise UserError(f"seed {seed} failed: {error}") from None
     meta, history = metrics["meta"], metrics["history"]
@@ -68,7 +71,7 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
         threads=meta["threads"],
         params=meta["params"],
         device=meta["device"],
-    ) | ({"distillation": meta["distillation"]} if "distillation" in meta else {})
+    ) | {record: meta[record] for _, record in METHODS.values() if record in meta}
 
 
 def paired_gain(pairs: list[tuple[float, float]]) -> dict | None:
@@ -199,6 +202,20 @@ def teacher_text(about: dict, runs: list[dict]) -> str:
     )
 
 
+def method_text(entry: dict) -> list[str]:
+    """The report's lines on how an entry's runs trained from outside the kit, if they did."""
+    if "distillation" in entry:
+        return ["", teacher_text(entry["distillation"], entry["runs"])]
+    if "shared_weights" in entry:
+        repeats, unshared = entry["shared_weights"]["repeats"], entry["shared_weights"]["unshared_params"]
+        return [
+            "",
+            f"The network's last {repeats} blocks are one block applied {repeats} times, each with a BatchNorm of its "
+            f"own (scripts/shared_weights.py): {entry['params']:,} parameters, {unshared:,} unshared.",
+        ]
+    return []
+
+
 def markdown(report: dict) -> str:
     """One table per entry: a row per seed, then the summary rows. Runs with --views also show the plain network's
     figures from the same run, runs with --ema the raw weights', so the two can be compared seed by seed."""
@@ -246,8 +263,7 @@ def markdown(report: dict) -> str:
                 f"Weight averaging's validation gain over the same runs' raw weights, paired by seed: "
                 f"{gain_text(gain)}.",
             ]
-        if "distillation" in entry:
-            lines += ["", teacher_text(entry["distillation"], entry["runs"])]
+        lines += method_text(entry)
         if "compared_with" in entry:
             other, gain = entry["compared_with"], entry["compared_with"]["val_gain"]
             where = f" in `{other['report']}`" if "report" in other else ""
@@ -270,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once")
     add_teaching_arguments(parser, required=False)  # --teacher CHECKPOINT: each seed trains as its student
+    add_sharing_argument(parser)  # --repeats N: each seed's last N blocks share their weights
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
     parser.add_argument(
         "--report",
@@ -281,9 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(argv)
     args.name = entry_name(args.name, args.train_args)
-    if args.teacher and args.name in PRESETS:
-        raise UserError(f"--teacher trains students, not the {args.name} preset's recipe: give another --name")
-    args.teaching = teaching_of(args) if args.teacher else None
+    if args.teacher and args.repeats:
+        raise UserError("--teacher and --repeats are two methods: screen each on its own")
+    if (args.teacher or args.repeats) and args.name in PRESETS:
+        method = "--teacher trains students" if args.teacher else "--repeats shares weights"
+        raise UserError(f"{method}, not the {args.name} preset's recipe: give another --name")
+    args.method = teaching_of(args) if args.teacher else Sharing(args.repeats) if args.repeats else None
     args.report = args.report or default_report(args.name)
     baseline = read_baseline(args.compare, args.compare_report or args.report) if args.compare else None
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -292,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
 
     report = read_report(args.report)  # read now: another sweep may have written it while these seeds trained
     entry = dict(train_args=args.train_args, params=runs[0]["params"], runs=runs, summary=summarize(runs))
-    if args.teacher:
-        entry["distillation"] = runs[0]["distillation"]
+    if args.method:
+        entry[args.method.record] = runs[0][args.method.record]
     if baseline is not None:
         entry["compared_with"] = compare(runs, baseline, args.compare)
         if args.compare_report:
