@@ -1,5 +1,5 @@
 """The studies: the seed sweep and its report, the run cache that reads a finished run back, the ablation and the
-test-time views screen, and distillation."""
+test-time views screen, distillation and shared weights."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from compact_mnist.cli import UserError
-from model import PRESETS
+from model import PRESETS, Net, count_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_PATH = ROOT / "models" / "mnist_model.pth"
@@ -344,3 +344,122 @@ def test_softening_flattens_the_teachers_targets_toward_one_in_ten(data_dir):
     assert list(tops) == [1.0, 2.0, 4.0, 8.0]
     values = list(tops.values())
     assert 0.5 < values[0] <= 1 and all(a > b > 0.1 for a, b in zip(values, values[1:], strict=False))
+
+
+SHARED_SPEC = "4,8s,M,15s,M,15s,15s,15s"  # the screened network: its last three blocks one block applied three times
+
+
+def test_shared_weights_apply_one_blocks_convolutions_again_each_time_with_a_batchnorm_of_its_own():
+    from scripts.shared_weights import shared
+
+    model = shared(Net(SHARED_SPEC), 3)
+    layers = list(model.features)
+    blocks = [layers[start : start + 4] for start in (13, 17, 21)]  # depthwise, 1x1, BatchNorm, ReLU after the pool
+    for depthwise, pointwise, norm, _ in blocks[1:]:
+        assert depthwise is blocks[0][0] and pointwise is blocks[0][1]
+        assert norm is not blocks[0][2]
+    assert count_parameters(model) == 960 and count_parameters(Net(SHARED_SPEC)) == 1_680
+    assert count_parameters(shared(Net("4,8s,M,15,M,15s,15s"), 2)) == count_parameters(Net("4,8s,M,15,M,15s")) + 30
+
+
+def test_a_network_with_shared_weights_reads_as_its_unshared_spec_loaded_from_its_weights():
+    from scripts.shared_weights import shared
+
+    torch.manual_seed(0)
+    model = shared(Net(SHARED_SPEC), 3).eval()
+    unshared = Net(SHARED_SPEC)
+    unshared.load_state_dict(model.state_dict())
+    images = torch.randn(6, 1, 28, 28)
+    assert torch.equal(unshared.eval()(images), model(images)), "evaluate.py and the exports read it so"
+
+
+@pytest.mark.parametrize(
+    "spec, repeats",
+    [("micro", 2), (SHARED_SPEC, 4), ("4,8s,M,15s,M,15,15", 2), ("4,8s,M,15s,M,15s,15s,15s", 1)],
+)
+def test_shared_weights_refuse_a_network_that_does_not_end_in_repeats_of_one_separable_block(spec, repeats):
+    from scripts.shared_weights import shared
+
+    with pytest.raises(UserError, match=f"--repeats {repeats}: the --model spec must end in {repeats} separable"):
+        shared(Net(spec), repeats)
+
+
+def test_a_run_with_shared_weights_is_read_back_only_for_the_same_sharing(tmp_path):
+    from scripts.distill import Teaching
+    from scripts.launch import finished_run
+    from scripts.shared_weights import Sharing
+    from train import parse_args, trained_recipe
+
+    flags = ["--model", SHARED_SPEC, "--epochs", "1", "--device", "cpu"]
+    meta = trained_recipe(parse_args(flags).recipe) | dict(shared_weights=dict(repeats=3, unshared_params=1_680))
+    (tmp_path / "metrics.json").write_text(json.dumps({"meta": meta}))
+    assert finished_run(flags, tmp_path, Sharing(3))
+    assert finished_run(flags, tmp_path, Sharing(2)) is None, "shared otherwise"
+    assert finished_run(flags, tmp_path) is None, "shared weights are no plain run"
+    assert finished_run(flags, tmp_path, Teaching(MODEL_PATH)) is None, "nor a student"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--name", "micro", "--repeats", "3"], "--repeats shares weights, not the micro preset's recipe"),
+        (["--name", "both", "--repeats", "3", "--teacher", str(MODEL_PATH)], "two methods: screen each on its own"),
+        (["--name", "once", "--repeats", "1"], "argument --repeats: must be at least 2"),
+    ],
+)
+def test_a_sweep_with_shared_weights_refuses_a_presets_entry_a_second_method_and_one_application(
+    flags, message, tmp_path, capsys
+):
+    from conftest import cli
+    from scripts import seeds
+
+    argv = [*flags, "--runs", str(tmp_path), "--", "--model", "micro", "--device", "cpu"]
+    code, stderr = cli(seeds.main, argv, capsys)
+    assert code == 2 and message in stderr
+
+
+@pytest.mark.slow
+def test_a_seed_sweep_with_shared_weights_trains_them_shared_and_says_so(tmp_path, capsys):
+    from scripts import seeds
+
+    sweep = ["--seeds", "0", "1", "--name", "shared", "--runs", str(tmp_path), "--repeats", "3"]
+    sweep += ["--report", str(tmp_path / "seeds.json"), "--", "--model", SHARED_SPEC, "--epochs", "1"]
+    sweep += ["--train-limit", "1500", "--device", "cpu"]
+    assert seeds.main(sweep) == 0
+    entry = json.loads((tmp_path / "seeds.json").read_text())["shared"]
+    assert entry["params"] == 960 and entry["shared_weights"] == dict(repeats=3, unshared_params=1_680)
+    assert all(run["shared_weights"] == entry["shared_weights"] for run in entry["runs"])
+    checkpoint = torch.load(tmp_path / "shared" / "seed-0" / "mnist_model.pth", weights_only=True)
+    assert checkpoint["meta"]["shared_weights"] == entry["shared_weights"], "the checkpoint says how it was trained"
+    weights = checkpoint["state_dict"]  # each application's copy: features.{15,19,23} are the three BatchNorms
+    pointwise = [weights[f"features.{index}.weight"] for index in (14, 18, 22)]
+    norms = [weights[f"features.{index}.weight"] for index in (15, 19, 23)]
+    assert torch.equal(pointwise[0], pointwise[1]) and torch.equal(pointwise[0], pointwise[2]), "trained as one"
+    assert not torch.equal(norms[0], norms[1]), "each application's BatchNorm trained on its own"
+    assert "applied 3 times, each with a BatchNorm of its own" in (tmp_path / "seeds.md").read_text()
+    capsys.readouterr()
+    assert seeds.main(sweep) == 0
+    assert capsys.readouterr().out.count("already trained") == 2
+
+
+def test_a_run_with_shared_weights_trains_into_a_folder_of_its_own_from_the_start(tmp_path, monkeypatch):
+    import train
+    from scripts.shared_weights import Sharing, train_shared
+
+    flags = ["--model", SHARED_SPEC, "--device", "cpu"]
+    with pytest.raises(UserError, match="a run with shared weights trains into an --out-dir of its own"):
+        train_shared(Sharing(3), flags)
+    with pytest.raises(UserError, match="must end in 3 separable blocks"):
+        train_shared(Sharing(3), ["--model", "micro", "--device", "cpu", "--out-dir", str(tmp_path)])
+
+    def stopped(argv, on_epoch=None, trained_with=None, network_fn=None):
+        assert count_parameters(network_fn(train.parse_args(argv).recipe)) == 960, "train.py builds it shared"
+        (tmp_path / "resume.pth").write_bytes(b"epoch 3")
+        return 130
+
+    monkeypatch.setattr(train, "main", stopped)
+    assert train_shared(Sharing(3), [*flags, "--out-dir", str(tmp_path)]) == 130
+    assert not (tmp_path / "resume.pth").exists(), "train.py --resume would continue it unshared"
+    (tmp_path / "resume.pth").write_bytes(b"")
+    with pytest.raises(UserError, match="a run with shared weights is not resumed"):
+        train_shared(Sharing(3), [*flags, "--out-dir", str(tmp_path)])
