@@ -2,12 +2,11 @@
 
 A run is train.py's `main` in a worker process of its own (`python scripts/launch.py TRAIN_FLAGS --out-dir OUT`),
 so that runs go in parallel on their own threads and Ctrl-C or a pruned trial stops one cleanly; with a method's
-flags and `--` first (scripts/distill.py's: a student; scripts/shared_weights.py's), the run trains by that method, from
-outside the kit. It writes what
-`python train.py` writes into OUT, its output for people into OUT.log, and its messages for the parent as JSON
-lines on its stdout: {"epoch": record} after every epoch, {"metrics": metrics.json's content} once saved.
-A run whose OUT/metrics.json records the recipe that the same flags resolve to today (and the same method) is read
-back instead of retrained, so an interrupted sweep or search resumes where it stopped.
+flags and `--` first (scripts/distill.py's: a student; scripts/shared_weights.py's), the run trains by that method,
+from outside the kit. It writes what `python train.py` writes into OUT, its output for people into OUT.log, and its
+messages for the parent as JSON lines on its stdout: {"epoch": record} after every epoch, {"metrics": metrics.json's
+content} once saved. A run whose OUT/metrics.json records the recipe that the same flags resolve to today (and the
+same method) is read back instead of retrained, so an interrupted sweep or search resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -20,15 +19,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from compact_mnist.cli import UsageError, UserError, run_cli
 from compact_mnist.goals import recorded_recipe
 from compact_mnist.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parent.parent
-# The methods that train from outside the kit: the flag that starts a method's command line, its script, and the
-# field of the run's record that says how the run trained.
+# The methods that train from outside the kit: the flag that starts a method's command line, its script (whose
+# `main(argv, on_epoch)` the worker calls), and the field of the run's record that says how the run trained.
 METHODS = {"--teacher": ("scripts.distill", "distillation"), "--repeats": ("scripts.shared_weights", "shared_weights")}
 
 
@@ -36,7 +35,7 @@ class Method(Protocol):
     """A way of training from outside the kit, as its script's flags and as its run's record holds it
     (scripts/distill.py's `Teaching`, scripts/shared_weights.py's `Sharing`)."""
 
-    record: str
+    record: ClassVar[str]
 
     def flags(self) -> list[str]: ...
 

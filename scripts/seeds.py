@@ -36,9 +36,9 @@ from compact_mnist.files import write_report
 from compact_mnist.goals import TARGET_ACCURACY, preset_of
 from compact_mnist.recipe import Recipe
 from model import PRESETS, parse_spec
-from scripts.distill import add_teaching_arguments, teaching_of
+from scripts.distill import Teaching, add_teaching_arguments, teaching_of
 from scripts.launch import METHODS, RunFailed, finished_run, train_run
-from scripts.shared_weights import Sharing, add_sharing_argument
+from scripts.shared_weights import Sharing, add_sharing_argument, shared_network
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -204,10 +204,10 @@ def teacher_text(about: dict, runs: list[dict]) -> str:
 
 def method_text(entry: dict) -> list[str]:
     """The report's lines on how an entry's runs trained from outside the kit, if they did."""
-    if "distillation" in entry:
-        return ["", teacher_text(entry["distillation"], entry["runs"])]
-    if "shared_weights" in entry:
-        repeats, unshared = entry["shared_weights"]["repeats"], entry["shared_weights"]["unshared_params"]
+    if Teaching.record in entry:
+        return ["", teacher_text(entry[Teaching.record], entry["runs"])]
+    if Sharing.record in entry:
+        repeats, unshared = entry[Sharing.record]["repeats"], entry[Sharing.record]["unshared_params"]
         return [
             "",
             f"The network's last {repeats} blocks are one block applied {repeats} times, each with a BatchNorm of its "
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-report", type=Path, help="the report that holds OTHER (default: --report)")
     parser.add_argument("--jobs", type=positive_int, default=1, help="seeds trained at once")
     add_teaching_arguments(parser, required=False)  # --teacher CHECKPOINT: each seed trains as its student
-    add_sharing_argument(parser)  # --repeats N: each seed's last N blocks share their weights
+    add_sharing_argument(parser, required=False)  # --repeats N: each seed's last N blocks share their weights
     parser.add_argument("--runs", type=Path, default=ROOT / "runs", help="folder for the runs (default: runs/)")
     parser.add_argument(
         "--report",
@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         method = "--teacher trains students" if args.teacher else "--repeats shares weights"
         raise UserError(f"{method}, not the {args.name} preset's recipe: give another --name")
     args.method = teaching_of(args) if args.teacher else Sharing(args.repeats) if args.repeats else None
+    if args.repeats:  # a network that cannot share fails here, before any run
+        shared_network(args.repeats)(trained_recipe(args.train_args))
     args.report = args.report or default_report(args.name)
     baseline = read_baseline(args.compare, args.compare_report or args.report) if args.compare else None
     threads = max(1, (os.cpu_count() or 1) // args.jobs)

@@ -9,26 +9,29 @@ channels in as out ("15s,15s,15s" after a 15-channel block): they become one blo
 REPEATS times. Each application keeps a BatchNorm of its own (its own statistics and 2 x channels parameters), as
 recurrent networks unrolled over their steps usually do. Only the network changes; the recipe trains as it says.
 The run's record (metrics.json and the checkpoint) holds `shared_weights`: the repeats and the parameters the
-network would have unshared. The checkpoint holds each application's copy of the shared weights, so evaluate.py,
-predict.py and the exports read it as the unshared network of its spec, digit for digit the same, but counting the
-unshared parameters. A run with shared weights needs its own --out-dir and is not resumed: `train.py --resume` would
-continue it unshared.
+network would have unshared; its `params` count the shared weights once, as the line after the layer summary that
+train.py prints first does (the summary counts each application). The checkpoint holds each application's copy of the
+shared weights, so evaluate.py, predict.py and the exports rebuild it as the unshared network of its spec, digit for
+digit the same; evaluate.py and the demo show the record's parameters, the rebuilt network and the exports hold the
+unshared ones. A run with shared weights needs its own --out-dir and is not resumed: `train.py --resume` would continue
+it unshared.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch.nn as nn
 
 from compact_mnist.cli import ArgumentParser, UserError, number, run_cli
-from compact_mnist.recipe import Recipe
 from model import Net, count_parameters
 from scripts.launch import method_run
+
+if TYPE_CHECKING:
+    from train import Network
 
 BLOCK = 4  # a separable block in Net.features: depthwise 3x3, 1x1, BatchNorm, ReLU
 
@@ -64,7 +67,8 @@ def repeated_block(layers: list[nn.Module]) -> bool:
 
 
 def shared(model: Net, repeats: int) -> Net:
-    """`model` with its last `repeats` blocks applied as the first of them: its two convolutions in their places."""
+    """`model`, changed in place, with its last `repeats` blocks applied as the first of them: that block's two
+    convolutions in their places, each application's BatchNorm its own."""
     first = len(model.features) - BLOCK * repeats
     if repeats < 2 or first < 1 or not repeated_block(list(model.features)[first:]):
         raise UserError(
@@ -76,7 +80,7 @@ def shared(model: Net, repeats: int) -> Net:
     return model
 
 
-def shared_network(repeats: int) -> Callable[[Recipe], Net]:
+def shared_network(repeats: int) -> Network:
     """train.py's `network`, its last `repeats` blocks shared."""
     import train
 
@@ -96,22 +100,21 @@ def train_shared(sharing: Sharing, train_args: list[str], on_epoch: Any = None) 
     return method_run(train_args, "a run with shared weights", start)
 
 
-def add_sharing_argument(parser: argparse.ArgumentParser) -> None:
+def add_sharing_argument(parser: argparse.ArgumentParser, required: bool) -> None:
     """--repeats, shared with scripts/seeds.py."""
     parser.add_argument(
         "--repeats",
         type=number(int, at_least=2, at_most=100),
+        required=required,
         help="the network's last N blocks are one block applied N times",
     )
 
 
 def main(argv: list[str] | None = None, on_epoch: Any = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n")[0])
-    add_sharing_argument(parser)
+    add_sharing_argument(parser, required=True)
     parser.add_argument("train_args", nargs="*", help="train.py flags, after --")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    if args.repeats is None:
-        parser.error("the following arguments are required: --repeats")
     return train_shared(Sharing(args.repeats), args.train_args, on_epoch)
 
 

@@ -362,15 +362,20 @@ def test_shared_weights_apply_one_blocks_convolutions_again_each_time_with_a_bat
     assert count_parameters(shared(Net("4,8s,M,15,M,15s,15s"), 2)) == count_parameters(Net("4,8s,M,15,M,15s")) + 30
 
 
-def test_a_network_with_shared_weights_reads_as_its_unshared_spec_loaded_from_its_weights():
+def test_a_network_with_shared_weights_is_read_from_its_checkpoint_as_its_unshared_spec(tmp_path):
+    from compact_mnist.checkpoint import load_model
     from scripts.shared_weights import shared
 
     torch.manual_seed(0)
-    model = shared(Net(SHARED_SPEC), 3).eval()
-    unshared = Net(SHARED_SPEC)
-    unshared.load_state_dict(model.state_dict())
+    model = shared(Net(SHARED_SPEC), 3)
+    for norm in (module for module in model.features if isinstance(module, torch.nn.BatchNorm2d)):
+        for value in (norm.weight, norm.bias, norm.running_mean, norm.running_var):  # each application's own
+            value.data = torch.rand_like(value) + 0.5
+    torch.save({"state_dict": model.state_dict(), "meta": dict(spec=SHARED_SPEC)}, tmp_path / "shared.pth")
+    loaded, _ = load_model(tmp_path / "shared.pth")  # as evaluate.py, predict.py and the exports load it
     images = torch.randn(6, 1, 28, 28)
-    assert torch.equal(unshared.eval()(images), model(images)), "evaluate.py and the exports read it so"
+    assert torch.equal(loaded(images), model.eval()(images))
+    assert count_parameters(loaded) == 1_680, "rebuilt unshared: each application's copy"
 
 
 @pytest.mark.parametrize(
@@ -397,6 +402,22 @@ def test_a_run_with_shared_weights_is_read_back_only_for_the_same_sharing(tmp_pa
     assert finished_run(flags, tmp_path, Sharing(2)) is None, "shared otherwise"
     assert finished_run(flags, tmp_path) is None, "shared weights are no plain run"
     assert finished_run(flags, tmp_path, Teaching(MODEL_PATH)) is None, "nor a student"
+    (tmp_path / "metrics.json").write_text(json.dumps({"meta": trained_recipe(parse_args(flags).recipe)}))
+    assert finished_run(flags, tmp_path, Sharing(3)) is None, "a plain run did not share"
+
+
+def test_each_method_is_started_by_its_first_flag_and_recorded_under_its_own_name():
+    import importlib
+    import inspect
+
+    from scripts.distill import Teaching
+    from scripts.launch import METHODS
+    from scripts.shared_weights import Sharing
+
+    for method in (Teaching(MODEL_PATH), Sharing(3)):
+        script, record = METHODS[method.flags()[0]]
+        assert record == method.record
+        assert "on_epoch" in inspect.signature(importlib.import_module(script).main).parameters, "the worker passes it"
 
 
 @pytest.mark.parametrize(
@@ -405,9 +426,10 @@ def test_a_run_with_shared_weights_is_read_back_only_for_the_same_sharing(tmp_pa
         (["--name", "micro", "--repeats", "3"], "--repeats shares weights, not the micro preset's recipe"),
         (["--name", "both", "--repeats", "3", "--teacher", str(MODEL_PATH)], "two methods: screen each on its own"),
         (["--name", "once", "--repeats", "1"], "argument --repeats: must be at least 2"),
+        (["--name", "unshared", "--repeats", "3"], "--repeats 3: the --model spec must end in 3 separable blocks"),
     ],
 )
-def test_a_sweep_with_shared_weights_refuses_a_presets_entry_a_second_method_and_one_application(
+def test_a_sweep_with_shared_weights_refuses_a_presets_entry_a_second_method_and_a_network_it_cannot_share(
     flags, message, tmp_path, capsys
 ):
     from conftest import cli
