@@ -122,12 +122,16 @@ def read_alone(run: dict) -> float:
 
 def compare(runs: list[dict], baseline: dict, name: str) -> dict:
     """The validation gain of `runs` over the report entry `baseline` (`name` says which), paired by seed, each read
-    without test-time views: a recipe's change, not a reading's."""
+    without test-time views: a recipe's change, not a reading's. Where both read with views, their gain so read
+    beside it."""
     baseline_val = {run["seed"]: read_alone(run) for run in baseline["runs"]}
     gain = paired_gain([(read_alone(run), baseline_val[run["seed"]]) for run in runs if run["seed"] in baseline_val])
     if gain is None:
         raise UserError(f"--compare {name}: fewer than 2 of these seeds are in that entry; train the same seeds")
-    return dict(name=name, val_gain=gain)
+    with_views = {run["seed"]: run["val_acc"] for run in baseline["runs"] if run.get("plain_val_acc") is not None}
+    read_so = [run for run in runs if run.get("plain_val_acc") is not None and run["seed"] in with_views]
+    views = paired_gain([(run["val_acc"], with_views[run["seed"]]) for run in read_so])
+    return dict(name=name, val_gain=gain) | (dict(views_val_gain=views) if views else {})
 
 
 def trained_recipe(train_args: list[str]) -> Recipe:
@@ -202,6 +206,14 @@ def teacher_text(about: dict, runs: list[dict]) -> str:
     )
 
 
+def comparison_text(other: dict) -> list[str]:
+    """The report's lines on an entry's validation gain over another (`compare`'s result)."""
+    gain, where = other["val_gain"], f" in `{other['report']}`" if "report" in other else ""
+    text = f"Validation gain over `{other['name']}`{where}, paired by seed ({gain['seeds']} seeds): {gain_text(gain)}"
+    views = other.get("views_val_gain")
+    return ["", text + (f"; both read with test-time views: {gain_text(views)}." if views else ".")]
+
+
 def method_text(entry: dict) -> list[str]:
     """The report's lines on how an entry's runs trained from outside the kit, if they did."""
     if Teaching.record in entry:
@@ -264,14 +276,7 @@ def markdown(report: dict) -> str:
                 f"{gain_text(gain)}.",
             ]
         lines += method_text(entry)
-        if "compared_with" in entry:
-            other, gain = entry["compared_with"], entry["compared_with"]["val_gain"]
-            where = f" in `{other['report']}`" if "report" in other else ""
-            lines += [
-                "",
-                f"Validation gain over `{other['name']}`{where}, paired by seed ({gain['seeds']} seeds): "
-                f"{gain_text(gain)}.",
-            ]
+        lines += comparison_text(entry["compared_with"]) if "compared_with" in entry else []
         lines.append("")
     return "\n".join(lines)
 

@@ -103,8 +103,21 @@ def test_seed_report_compares_two_entries_on_the_seeds_they_share():
     gain = compare(runs, baseline, "before")
     assert gain["name"] == "before" and gain["val_gain"]["seeds"] == 2
     assert gain["val_gain"]["mean"] == pytest.approx(0.2) and gain["val_gain"]["standard_error"] == pytest.approx(0.1)
+    assert "views_val_gain" not in gain, "neither reads with views"
     with pytest.raises(UserError, match="fewer than 2 of these seeds"):
         compare(runs[2:], baseline, "before")
+
+
+def test_seed_report_compares_two_entries_that_read_with_views_both_ways():
+    from scripts.seeds import compare, comparison_text
+
+    baseline = dict(runs=[dict(seed=s, val_acc=99.5 + s / 10, plain_val_acc=99.4) for s in (0, 1, 2)])
+    runs = [dict(seed=0, val_acc=99.7, plain_val_acc=99.5), dict(seed=1, val_acc=99.7, plain_val_acc=99.6)]
+    compared = compare(runs, baseline, "before")
+    assert compared["val_gain"]["mean"] == pytest.approx(0.15), "the networks alone"
+    assert compared["views_val_gain"]["mean"] == pytest.approx(0.15) and compared["views_val_gain"]["seeds"] == 2
+    assert compared["views_val_gain"]["standard_error"] == pytest.approx(0.05)
+    assert "both read with test-time views: +0.150% (standard error 0.050%)." in comparison_text(compared)[1]
 
 
 def test_every_ablation_is_a_recipe_train_py_accepts_and_changes_only_what_its_flags_name():
