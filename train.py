@@ -452,8 +452,9 @@ def run_record(
     )
 
 
-def save_curves(history: list[dict[str, Any]], path: Path) -> None:
-    """Loss and accuracy per epoch for train, validation and test, and the learning rate, side by side."""
+def save_curves(history: list[dict[str, Any]], path: Path, recipe: Recipe, own_loss: bool = True) -> None:
+    """Loss and accuracy per epoch for train, validation and test, and the learning rate, side by side; the title
+    says what the training loss was measured on (`own_loss`: the recipe's, not a method's)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display needed
@@ -464,7 +465,10 @@ def save_curves(history: list[dict[str, Any]], path: Path) -> None:
     for split in ("train", "val", "test"):
         loss.plot(epochs, [h[f"{split}_loss"] for h in history], marker=".", label=split)
         accuracy.plot(epochs, [h[f"{split}_acc"] for h in history], marker=".", label=split)
-    loss.set(title="loss (train: augmented, label-smoothed)", xlabel="epoch", yscale="log")
+    images = "augmented" if recipe.augmenting else "un-augmented"
+    images += f" but the last {recipe.clean_epochs} epochs" if recipe.augmenting and recipe.clean_epochs else ""
+    kind = ("label-smoothed" if recipe.label_smoothing else "cross-entropy") if own_loss else "the method's loss"
+    loss.set(title=f"loss (train: {images}, {kind})", xlabel="epoch", yscale="log")
     accuracy.set(title="accuracy (%)", xlabel="epoch", ylim=(max(90, accuracy.get_ylim()[0]), 100))
     lr.plot(epochs, [h["lr"] for h in history], marker=".")
     lr.set(title="learning rate at the start of each epoch", xlabel="epoch")
@@ -549,7 +553,7 @@ def main(
     meta |= trained_with or {}
     save_atomic({"state_dict": model.state_dict(), "meta": meta}, out / "mnist_model.pth")
     write_atomic((json.dumps({"meta": meta, "history": history}, indent=2) + "\n").encode(), out / "metrics.json")
-    save_curves(history, out / "training_curves.png")
+    save_curves(history, out / "training_curves.png", recipe, own_loss=loss_fn is None)
     stamp(out / "training_curves.png", [out / "metrics.json"], "python train.py")
     state_file.unlink(missing_ok=True)
     elsewhere = args.resume and args.resume.resolve() != state_file.resolve()

@@ -129,3 +129,18 @@ def test_a_final_fit_trains_on_all_60000_images_and_claims_no_validation_figure(
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["meta"]["val_accuracy"] is None and metrics["history"][0]["val_acc"] is None
     assert metrics["meta"]["test_accuracy"] > 10
+
+
+def test_the_curves_say_what_the_training_loss_was_measured_on(tmp_path, monkeypatch):
+    titles = []
+    monkeypatch.setattr(train, "save_figure", lambda figure, path: titles.append(figure.axes[0].get_title()))
+    history = [dict(epoch=1, lr=0.1, train_loss=1.0, train_acc=90.0, val_loss=0.5, val_acc=95.0)]
+    history[0] |= dict(test_loss=0.5, test_acc=95.0)
+    train.save_curves(history, tmp_path / "curves.png", for_model("default"))
+    train.save_curves(history, tmp_path / "curves.png", for_model("micro"))
+    train.save_curves(history, tmp_path / "curves.png", for_model("micro", augment=False), own_loss=False)
+    assert titles == [
+        "loss (train: augmented, label-smoothed)",
+        "loss (train: augmented but the last 5 epochs, cross-entropy)",
+        "loss (train: un-augmented, the method's loss)",
+    ]
