@@ -47,14 +47,15 @@ def run_seed(seed: int, args: argparse.Namespace, threads: int) -> dict:
     """Train one seed (unless its finished run is already on disk) and return its figures."""
     out = args.runs / args.name / f"seed-{seed}"
     train_args = ["--seed", str(seed), *args.train_args]
-    if finished_run(train_args, out, args.method):
+    metrics = finished_run(train_args, out, args.method)
+    if metrics:
         print(f"[{args.name}] seed {seed}: already trained, reading {out}/metrics.json")
     else:
         print(f"[{args.name}] seed {seed}: training, log in {out}.log", flush=True)
-    try:
-        metrics = train_run(train_args, out, threads, method=args.method)
-    except RunFailed as error:
-        raise UserError(f"seed {seed} failed: {error}") from None
+        try:
+            metrics = train_run(train_args, out, threads, method=args.method)
+        except RunFailed as error:
+            raise UserError(f"seed {seed} failed: {error}") from None
     meta, history = metrics["meta"], metrics["history"]
     first = next((h["epoch"] for h in history if h["test_acc"] >= TARGET_ACCURACY), None)
     return dict(
