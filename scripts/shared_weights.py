@@ -92,9 +92,10 @@ def train_shared(sharing: Sharing, train_args: list[str], on_epoch: Any = None) 
     import train
 
     def start(args: argparse.Namespace) -> int:
+        network = train.network(args.recipe)
+        about = sharing.recorded() | dict(unshared_params=count_parameters(network))
+        shared(network, sharing.repeats)  # a spec that cannot be shared fails here, before the data are read
         build = shared_network(sharing.repeats)
-        about = sharing.recorded() | dict(unshared_params=count_parameters(train.network(args.recipe)))
-        build(args.recipe)  # a spec that cannot be shared fails here, before the data are read
         return train.main(train_args, on_epoch=on_epoch, trained_with={Sharing.record: about}, network_fn=build)
 
     return method_run(train_args, "a run with shared weights", start)
